@@ -1,0 +1,94 @@
+"""Builds the sync DAGs. Cheap to import: only `airflow.sdk` at module level; each task
+imports the pipeline when it runs, so DAG parsing never loads models or libraries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+DEFAULT_ARGS = {
+    "owner": "docsync",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=3),
+}
+
+
+def collection_asset(source_name: str) -> Asset:
+    """The Asset a sync DAG updates; downstream DAGs can be scheduled on it."""
+    return Asset(name=f"docsync_{source_name}", uri=f"qdrant://docsync/docsync_{source_name}", group="docsync")
+
+
+def build_sync_dag(
+    dag_id: str,
+    *,
+    source_name: str,
+    schedule: str | None,
+    doc_md: str,
+    source_kind: str = "fileshare",
+) -> object:
+    """A TaskFlow DAG: plan -> process (mapped over batches) -> index (mapped, one writer)
+    -> finalize (deletes, ACL-only updates, metrics, Asset) -> reconcile."""
+    asset = collection_asset(source_name)
+
+    @dag(
+        dag_id=dag_id,
+        schedule=schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params={
+            "root": Param("", type="string", description="Source root; empty means the configured default."),
+        },
+        tags=["docsync", source_kind],
+        doc_md=doc_md,
+    )
+    def sync_dag():
+        @task
+        def plan(params: dict | None = None, run_id: str | None = None) -> list[str]:
+            """Stage the run's batches; returns their references (mapped over below)."""
+            from docsync.config import load_settings
+            from docsync.pipeline import plan as plan_run
+
+            settings = load_settings().with_overrides(source_name=source_name)
+            return plan_run(settings, run_id, (params or {}).get("root") or None)["batches"]
+
+        @task
+        def process(batch_ref: str) -> str:
+            from docsync.config import load_settings
+            from docsync.pipeline import process_batch
+
+            return process_batch(load_settings().with_overrides(source_name=source_name), batch_ref)
+
+        # Embedded Qdrant takes one writer: index tasks run one at a time.
+        @task(max_active_tis_per_dag=1)
+        def index(result_ref: str) -> dict:
+            from docsync.config import load_settings
+            from docsync.pipeline import index_batch
+
+            return index_batch(load_settings().with_overrides(source_name=source_name), result_ref)
+
+        @task(trigger_rule="none_failed", outlets=[asset])
+        def finalize(index_results=None, run_id: str | None = None) -> dict:  # noqa: ANN001
+            from docsync.config import load_settings
+            from docsync.pipeline import finalize as finalize_run
+            from docsync.storage import plan_ref
+
+            settings = load_settings().with_overrides(source_name=source_name)
+            results = [r for r in (index_results or []) if r]
+            return finalize_run(settings, plan_ref(settings, source_name, run_id), results)
+
+        @task(trigger_rule="none_failed")
+        def reconcile(summary: dict) -> dict:
+            from docsync.config import load_settings
+            from docsync.pipeline import reconcile as reconcile_run
+
+            return reconcile_run(load_settings().with_overrides(source_name=source_name), summary["source"])
+
+        indexed = index.expand(result_ref=process.expand(batch_ref=plan()))
+        reconcile(finalize(indexed))
+
+    return sync_dag()

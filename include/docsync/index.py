@@ -1,0 +1,153 @@
+"""Qdrant access: embedded local mode by default, a server by URL or Airflow connection.
+
+Local mode allows one client per path (a file lock), so :func:`open_index` waits for the
+lock and every task closes its client when done: writes are serialized across processes.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+from docsync.config import Settings
+from docsync.embed import VECTOR_SIZE
+
+ACCESS_FIELD = "allowed_principals"
+DENY_FIELD = "denied_principals"
+KEYWORD_FIELDS = ("doc_id", "source", "path", ACCESS_FIELD, DENY_FIELD)
+UPSERT_BATCH = 256
+
+
+class IndexUnavailable(RuntimeError):
+    pass
+
+
+def _connect(settings: Settings):  # noqa: ANN202
+    from qdrant_client import QdrantClient
+
+    if settings.qdrant_conn_id:
+        # The provider's hook knows Airflow connections but not local mode: only servers.
+        from airflow.providers.qdrant.hooks.qdrant import QdrantHook
+
+        return QdrantHook(conn_id=settings.qdrant_conn_id).conn
+    if settings.qdrant_url:
+        return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=60)
+    settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+    return QdrantClient(path=str(settings.qdrant_path))
+
+
+def is_local(settings: Settings) -> bool:
+    return not (settings.qdrant_url or settings.qdrant_conn_id)
+
+
+@contextmanager
+def open_index(settings: Settings, wait_s: float = 600) -> Iterator:
+    """A connected client, closed on exit; waits while another process holds local mode."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            client = _connect(settings)
+            break
+        except RuntimeError as exc:
+            if "already accessed" not in str(exc) or time.monotonic() > deadline:
+                raise IndexUnavailable(
+                    f"cannot open Qdrant at {settings.qdrant_path}: {exc}. Another docsync process holds the "
+                    "embedded index; wait for it or use a Qdrant server (DOCSYNC_QDRANT_URL)."
+                ) from exc
+            time.sleep(0.5)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def ensure_collection(client, name: str, local: bool) -> None:  # noqa: ANN001
+    from qdrant_client import models
+
+    if not client.collection_exists(name):
+        client.create_collection(
+            name, vectors_config=models.VectorParams(size=VECTOR_SIZE, distance=models.Distance.COSINE)
+        )
+        if not local:  # local mode ignores payload indexes
+            for field in KEYWORD_FIELDS:
+                client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+
+
+def upsert(client, collection: str, points: list[tuple[str, list[float], dict]]) -> None:  # noqa: ANN001
+    from qdrant_client import models
+
+    for start in range(0, len(points), UPSERT_BATCH):
+        part = points[start : start + UPSERT_BATCH]
+        client.upsert(
+            collection,
+            points=[models.PointStruct(id=pid, vector=vec, payload=payload) for pid, vec, payload in part],
+            wait=True,
+        )
+
+
+def set_payload(client, collection: str, payload: dict, ids: list[str]) -> None:  # noqa: ANN001
+    if ids:
+        client.set_payload(collection, payload=payload, points=ids, wait=True)
+
+
+def existing_ids(client, collection: str, ids: Iterable[str]) -> set[str]:  # noqa: ANN001
+    ids = list(ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 1000):
+        records = client.retrieve(collection, ids=ids[start : start + 1000], with_payload=False, with_vectors=False)
+        found.update(str(r.id) for r in records)
+    return found
+
+
+def delete_ids(client, collection: str, ids: Iterable[str]) -> None:  # noqa: ANN001
+    from qdrant_client import models
+
+    ids = list(ids)
+    for start in range(0, len(ids), 1000):
+        client.delete(collection, points_selector=models.PointIdsList(points=ids[start : start + 1000]), wait=True)
+
+
+def delete_doc(client, collection: str, doc_id: str) -> None:  # noqa: ANN001
+    from qdrant_client import models
+
+    client.delete(
+        collection,
+        points_selector=models.FilterSelector(
+            filter=models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))])
+        ),
+        wait=True,
+    )
+
+
+def scroll_all(client, collection: str, with_payload: bool | list[str] = True) -> Iterator:  # noqa: ANN001
+    """Every point (id and payload) of a collection."""
+    if not client.collection_exists(collection):
+        return
+    offset = None
+    while True:
+        records, offset = client.scroll(
+            collection, limit=1000, offset=offset, with_payload=with_payload, with_vectors=False
+        )
+        yield from records
+        if offset is None:
+            break
+
+
+def access_filter(principals: list[str]):  # noqa: ANN201
+    """Only points readable by one of ``principals`` and denied to none of them."""
+    from qdrant_client import models
+
+    values = [p.lower() for p in principals] + ["everyone"]
+    return models.Filter(
+        must=[models.FieldCondition(key=ACCESS_FIELD, match=models.MatchAny(any=values))],
+        must_not=[models.FieldCondition(key=DENY_FIELD, match=models.MatchAny(any=values))],
+    )
+
+
+def search(client, collection: str, vector: list[float], principals: list[str], limit: int = 5) -> list:  # noqa: ANN001
+    """Nearest chunks the principals may read (RAG apps must always pass a filter)."""
+    response = client.query_points(
+        collection, query=vector, query_filter=access_filter(principals), limit=limit, with_payload=True
+    )
+    return response.points

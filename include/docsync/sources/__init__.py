@@ -1,0 +1,27 @@
+"""Document sources and the factory that picks one from configuration."""
+
+from __future__ import annotations
+
+from docsync.config import Settings
+from docsync.sources.base import AccessUnresolved, Source, SourceEntry, SourceUnavailable
+
+__all__ = ["AccessUnresolved", "Source", "SourceEntry", "SourceUnavailable", "open_source"]
+
+
+def open_source(settings: Settings, root: str | None = None, name: str | None = None) -> Source:
+    """The source configured for a run: a local/NFS path or an ``smb://host/share/path`` URL."""
+    root = root or settings.fileshare_root
+    name = name or settings.source_name
+    common = dict(
+        include=settings.include_globs,
+        exclude=settings.exclude_globs,
+        acl_mode=settings.acl_mode,
+        default_principals=settings.default_principals,
+    )
+    if root.startswith("smb://"):
+        from docsync.sources.smb import SmbFileShare
+
+        return SmbFileShare(name, root, username=settings.smb_username, password=settings.smb_password, **common)
+    from docsync.sources.fileshare import LocalFileShare
+
+    return LocalFileShare(name, root, **common)
