@@ -66,6 +66,7 @@ def _windows(text: str, limit: int, overlap: int) -> list[str]:
 def chunk_blocks(blocks: list[Block], max_tokens: int = 200, overlap: int = 32) -> list[Chunk]:
     """Group blocks into chunks of at most ``max_tokens`` tokens (< the model's 256)."""
     max_tokens = min(max_tokens, MODEL_MAX_TOKENS - 2)
+    min_tokens = max_tokens // 4
     chunks: list[Chunk] = []
     current: list[str] = []
     pages: list[int] = []
@@ -85,8 +86,12 @@ def chunk_blocks(blocks: list[Block], max_tokens: int = 200, overlap: int = 32) 
             continue
         n = count_tokens(text)
         if block.kind == "title":
-            flush()
-            heading = text[:200]
+            # A title opens a new section, unless the current one is still tiny (parsers
+            # label short lines such as table cells as titles; tiny chunks retrieve badly).
+            if tokens >= min_tokens:
+                flush()
+            if not current:
+                heading = text[:200]
         if n > max_tokens:
             flush()
             for part in _windows(text, max_tokens, overlap):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -10,6 +11,10 @@ from typing import Iterable, Iterator
 from docsync.config import apply_offline_env
 
 apply_offline_env()  # OMP_THREAD_LIMIT=1 must be set before tesseract runs
+
+
+# Tesseract often reads "name@host" as "name @ host"; rejoined so PII detection sees an e-mail.
+_SPLIT_AT = re.compile(r"(?<=\w) ?@ ?(?=\w)")
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ def ocr_image(image, page: int, lang: str = "eng", timeout: float = 120) -> OcrP
     paragraphs: dict[tuple[int, int], list[str]] = {}
     for (block, par, _line), words in sorted(lines.items()):
         paragraphs.setdefault((block, par), []).append(" ".join(words))
-    text = "\n\n".join("\n".join(p) for p in paragraphs.values())
+    text = _SPLIT_AT.sub("@", "\n\n".join("\n".join(p) for p in paragraphs.values()))
     confidence = sum(confidences) / len(confidences) if confidences else 0.0
     return OcrPage(page=page, text=text, confidence=round(confidence, 1))
 

@@ -17,6 +17,7 @@ from docsync.config import Settings, apply_offline_env
 apply_offline_env()
 
 SPACY_MODEL = "en_core_web_sm"
+IGNORED_NER_LABELS = ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "LAW", "WORK_OF_ART", "PRODUCT", "EVENT", "LANGUAGE", "FAC"]
 
 
 @lru_cache(maxsize=1)
@@ -29,6 +30,7 @@ def get_analyzer():  # noqa: ANN201
         nlp_configuration={
             "nlp_engine_name": "spacy",
             "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+            "ner_model_configuration": {"labels_to_ignore": IGNORED_NER_LABELS},
         }
     )
     analyzer = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])

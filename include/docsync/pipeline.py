@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import signal
 import threading
 import uuid
@@ -34,6 +35,13 @@ from docsync.sources import AccessUnresolved, SourceEntry, SourceUnavailable, op
 
 log = logging.getLogger(__name__)
 DOC_NAMESPACE = uuid.UUID("0b7e3f0e-61a4-5d0c-8a55-4c1f2d9a7b21")
+
+
+def checkpoint(name: str) -> None:
+    """Fault injection for the crash tests: SIGKILL this process at a named point when
+    DOCSYNC_KILL_AT names it. Costs one dict lookup otherwise."""
+    if os.environ.get("DOCSYNC_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class MassDeletionBlocked(RuntimeError):
@@ -116,7 +124,10 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> dict:
         if forced:
             work.append(_item(row["doc_id"], entry, "retry", override=forced == "released"))
         elif entry.size == row["size"] and entry.mtime_ns == row["mtime_ns"]:
-            if entry.acl_fingerprint != row["acl_fingerprint"]:
+            if entry.acl_fingerprint != row["acl_fingerprint"] and row["status"] == "quarantined":
+                # Permissions fixed on a quarantined document: process it again in full.
+                work.append(_item(row["doc_id"], entry, "modified", content_hash=row["content_hash"]))
+            elif entry.acl_fingerprint != row["acl_fingerprint"]:
                 updates.append({"kind": "acl", "doc_id": row["doc_id"]} | asdict(entry))
             else:
                 unchanged += 1
@@ -320,6 +331,7 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
                 to_embed.append(chunk.text)
         result["chunks"] = rows
     vectors = embed_texts(to_embed)
+    checkpoint("process:after_embed")
     directory = Path(batch_ref).parent
     stem = Path(batch_ref).stem.replace("batch", "result")
     vectors_ref = storage.write_vectors(directory / f"{stem}.npy", vectors)
@@ -434,12 +446,14 @@ def index_batch(settings: Settings, result_ref: str) -> dict:
                 if c["vector"] is not None or "_vector" in c
             ]
             index.upsert(client, collection, points)
+            checkpoint("index:after_upsert")
             for c in chunks:
                 if c["vector"] is None and c["point_id"] in present:
                     index.set_payload(client, collection, _payload(source, doc, c, stamp), [c["point_id"]])
             client.delete(
                 collection, points_selector=_doc_filter(doc["doc_id"], [c["point_id"] for c in chunks]), wait=True
             )
+            checkpoint("index:before_state_commit")
             with engine.begin() as conn:
                 state.save_document(
                     conn,
@@ -518,6 +532,7 @@ def finalize(settings: Settings, plan_ref: str, index_results: list[dict] | None
                     applied[_apply_update(client, conn, collection, source, update)] += 1
             for gone in plan_doc["deletes"]:
                 client.delete(collection, points_selector=_doc_filter(gone["doc_id"]), wait=True)
+                checkpoint("finalize:after_qdrant_delete")
                 with engine.begin() as conn:
                     state.delete_document(conn, gone["doc_id"])
                     quarantine.resolve(conn, source.name, gone["doc_id"])

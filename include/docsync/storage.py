@@ -55,7 +55,8 @@ def read_json(ref: str) -> Any:
 
 def write_vectors(path: Path, vectors: list[list[float]]) -> str:
     buffer = io.BytesIO()
-    np.save(buffer, np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1))
+    array = np.asarray(vectors, dtype=np.float32)
+    np.save(buffer, array if vectors else array.reshape(0, 0))
     _atomic_write(path, buffer.getvalue())
     return str(path)
 

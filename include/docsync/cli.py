@@ -1,0 +1,174 @@
+"""`docsync` command line: the same functions the DAGs call, without Airflow."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import sys
+from pathlib import Path
+
+from docsync.config import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings()
+    return settings.with_overrides(source_name=getattr(args, "source", None))
+
+
+def _print(value: object, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(value, indent=2, default=str))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            print(f"{key:>28}: {item}")
+    else:
+        print(value)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from docsync.pipeline import run_sync
+
+    summary = run_sync(_settings(args), root=args.root)
+    _print(summary, args.json)
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from docsync.pipeline import reconcile
+
+    _print(reconcile(_settings(args)), args.json)
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from docsync import quarantine, state
+
+    settings = _settings(args)
+    engine = state.get_engine(settings.state_url)
+    if args.action == "list":
+        entries = quarantine.list_entries(
+            engine, source=getattr(args, "source", None), status=None if args.status == "all" else args.status
+        )
+        if args.json:
+            _print(entries, True)
+        else:
+            print(f"{'id':>5}  {'status':<9} {'stage':<9} {'attempts':>8}  path — reason")
+            for e in entries:
+                print(f"{e['id']:>5}  {e['status']:<9} {e['stage']:<9} {e['attempts']:>8}  {e['path']} — {e['reason']}")
+            print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+        return 0
+    if args.action == "show":
+        entry = quarantine.get_entry(engine, args.id)
+        if entry is None:
+            print(f"no quarantine entry {args.id}", file=sys.stderr)
+            return 1
+        entry["history"] = quarantine.history(engine, args.id)
+        _print(entry, True)
+        return 0
+    entry = quarantine.act(engine, args.id, args.action, actor=args.actor, note=args.note or "")
+    print(f"quarantine entry {args.id} ({entry['path']}): {entry['status']} by {args.actor}")
+    if args.action in ("retry", "release"):
+        print("it is re-processed at the next sync run (or trigger the DAG now)")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from docsync import index
+    from docsync.embed import embed_texts
+
+    settings = _settings(args)
+    with index.open_index(settings) as client:
+        hits = index.search(client, settings.collection(), embed_texts([args.query])[0], args.principal, args.limit)
+    rows = [
+        {"score": round(h.score, 3), "path": h.payload["path"], "page": h.payload.get("page"),
+         "allowed": h.payload["allowed_principals"], "text": h.payload["text"][:300]}
+        for h in hits
+    ]
+    _print(rows, True)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from docsync import metrics, state
+
+    settings = _settings(args)
+    engine = state.get_engine(settings.state_url)
+    runs = state.recent_runs(engine, settings.source_name, limit=1)
+    out = {"source": settings.source_name, "freshness_s": metrics.freshness_s(engine, settings.source_name)}
+    if runs:
+        out |= {"last_run": runs[0]["run_id"], "status": runs[0]["status"]} | runs[0]["summary"]
+    _print(out, args.json)
+    return 0
+
+
+def cmd_demo_corpus(args: argparse.Namespace) -> int:
+    from docsync.corpus import generate_demo_corpus
+
+    manifest = generate_demo_corpus(Path(args.out))
+    if args.manifest:
+        Path(args.manifest).write_text(json.dumps(manifest, indent=2))
+    print(f"demo corpus: {len(manifest['files'])} files in {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docsync", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sync", help="run a full sync of one source in this process")
+    p.add_argument("--root", help="source root (path or smb:// URL); default DOCSYNC_FILESHARE_ROOT")
+    p.add_argument("--source", help="source name (collection docsync_<name>); default DOCSYNC_SOURCE_NAME")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("reconcile", help="repair drift between the state store and Qdrant")
+    p.add_argument("--source")
+    p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("quarantine", help="review quarantined documents")
+    qsub = p.add_subparsers(dest="action", required=True)
+    q = qsub.add_parser("list")
+    q.add_argument("--source")
+    q.add_argument("--status", default="open", help="open, retry, released, dismissed, resolved or all")
+    q = qsub.add_parser("show")
+    q.add_argument("id", type=int)
+    for action in ("retry", "release", "dismiss"):
+        q = qsub.add_parser(action)
+        q.add_argument("id", type=int)
+        q.add_argument("--note", default="", help="why (required for release)")
+        q.add_argument("--actor", default=getpass.getuser())
+    p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("search", help="ACL-filtered semantic search")
+    p.add_argument("query")
+    p.add_argument("--principal", action="append", default=[], help="user:<name>, group:<name> (repeatable)")
+    p.add_argument("--limit", type=int, default=3)
+    p.add_argument("--source")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("status", help="freshness and the last run's summary")
+    p.add_argument("--source")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo-corpus", help="generate the demo corpus")
+    p.add_argument("out")
+    p.add_argument("--manifest", help="write the expected outcomes as JSON here")
+    p.set_defaults(func=cmd_demo_corpus)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (LookupError, ValueError, RuntimeError) as exc:
+        print(f"docsync: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

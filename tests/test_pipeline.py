@@ -1,0 +1,280 @@
+"""Incremental sync semantics of the pipeline (the functions the DAG tasks call), on real
+embeddings, embedded Qdrant and both state-store backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from docsync import index, quarantine, state
+from docsync.embed import EmbeddingCounter
+from docsync.pipeline import MassDeletionBlocked, reconcile, run_sync
+from docsync.sources import SourceUnavailable
+
+TOPICS = [
+    "The quarterly budget review covers cloud spending, vendor contracts and hiring plans for the data team.",
+    "Our incident process starts with a page to the on-call engineer, who opens a channel and writes a timeline.",
+    "Warehouse operations track inbound pallets, dock scheduling and the accuracy of cycle counts every week.",
+    "The onboarding checklist includes laptop setup, security training and a meeting with the team lead.",
+    "Marketing campaigns are measured by qualified leads, conversion to trial and cost per acquisition.",
+]
+
+
+def write_doc(root: Path, rel: str, paragraphs: list[str], allow: list[str] | None = ("group:staff",)) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(paragraphs) + "\n")
+    if allow is not None:
+        Path(f"{path}.acl.json").write_text(json.dumps({"allow": list(allow)}))
+    return path
+
+
+def make_share(root: Path, n: int = 10) -> Path:
+    for i in range(n):
+        paragraphs = [f"Document number {i} of the shared drive."] + [
+            f"{TOPICS[(i + k) % len(TOPICS)]} Section {k} of document {i}." for k in range(3)
+        ]
+        write_doc(root, f"team{i % 3}/doc{i}.txt", paragraphs)
+    return root
+
+
+def snapshot(settings) -> dict:
+    """What is in Qdrant and in the state store, and whether they agree."""
+    engine = state.get_engine(settings.state_url)
+    with index.open_index(settings) as client:
+        points = list(index.scroll_all(client, settings.collection()))
+    with engine.connect() as conn:
+        chunk_rows = conn.execute(sa.select(state.chunks.c.point_id, state.chunks.c.doc_id)).all()
+        docs = {r.path: dict(r._mapping) for r in conn.execute(sa.select(state.documents))}
+    return {
+        "points": {str(p.id): p.payload for p in points},
+        "state_points": {r.point_id for r in chunk_rows},
+        "docs": docs,
+        "paths": Counter(p.payload["path"] for p in points),
+    }
+
+
+def assert_consistent(snap: dict) -> None:
+    assert set(snap["points"]) == snap["state_points"], "Qdrant and state store disagree"
+    for payload in snap["points"].values():
+        assert payload["allowed_principals"], "a point without access metadata"
+    indexed = {path for path, d in snap["docs"].items() if d["status"] == "indexed"}
+    assert set(snap["paths"]) == indexed
+    for path, count in snap["paths"].items():
+        assert count == snap["docs"][path]["chunk_count"], f"{path}: duplicate or missing chunks"
+
+
+@pytest.fixture()
+def share(tmp_path) -> Path:
+    return make_share(tmp_path / "share")
+
+
+def test_initial_load_then_no_change_costs_no_embedding(share, settings, state_url):
+    settings = replace(settings, state_url=state_url)
+    first = run_sync(settings, root=str(share))
+    assert first["indexed"] == 10 and first["quarantined"] == 0
+    assert first["chunks_embedded"] == first["chunks"] > 0
+    before = EmbeddingCounter.texts
+    second = run_sync(settings, root=str(share))
+    assert second["unchanged"] == 10
+    assert second["indexed"] == second["chunks_embedded"] == 0
+    assert EmbeddingCounter.texts == before, "a no-change re-sync must not embed anything"
+    snap = snapshot(settings)
+    assert_consistent(snap)
+    assert len(snap["points"]) == first["chunks"]
+
+
+def test_modified_document_reembeds_only_changed_chunks(share, settings):
+    big = [f"{TOPICS[k % 5]} Paragraph {k} explains the details at length. " * 6 for k in range(8)]
+    path = write_doc(share, "team0/long.txt", big)
+    first = run_sync(settings, root=str(share))
+    doc_chunks = snapshot(settings)["paths"]["team0/long.txt"]
+    assert doc_chunks >= 3
+    path.write_text("\n\n".join(big + ["A brand new closing paragraph about the retention policy."]) + "\n")
+    second = run_sync(settings, root=str(share))
+    assert second["modified"] == 1 and second["indexed"] == 1
+    assert 0 < second["chunks_embedded"] < doc_chunks
+    assert second["chunks_reused"] >= doc_chunks - 1
+    snap = snapshot(settings)
+    assert_consistent(snap)
+    texts = [p["text"] for p in snap["points"].values() if p["path"] == "team0/long.txt"]
+    assert any("retention policy" in t for t in texts)
+    assert first["indexed"] == 11
+
+
+def test_acl_only_change_updates_payload_without_embedding(share, settings):
+    run_sync(settings, root=str(share))
+    Path(share / "team1/doc1.txt.acl.json").write_text(json.dumps({"allow": ["group:legal"], "deny": ["user:eve"]}))
+    before = EmbeddingCounter.texts
+    summary = run_sync(settings, root=str(share))
+    assert summary["acl_updated"] == 1 and summary["chunks_embedded"] == 0
+    assert EmbeddingCounter.texts == before
+    snap = snapshot(settings)
+    assert_consistent(snap)
+    payloads = [p for p in snap["points"].values() if p["path"] == "team1/doc1.txt"]
+    assert payloads and all(p["allowed_principals"] == ["group:legal"] for p in payloads)
+    assert all(p["denied_principals"] == ["user:eve"] for p in payloads)
+    with index.open_index(settings) as client:
+        from docsync.embed import embed_texts
+
+        vector = embed_texts(["quarterly budget review"])[0]
+        legal = index.search(client, settings.collection(), vector, ["group:legal"], limit=20)
+        eve = index.search(client, settings.collection(), vector, ["group:legal", "user:eve"], limit=20)
+    assert {h.payload["path"] for h in legal} == {"team1/doc1.txt"}
+    assert eve == []
+
+
+def test_access_removed_quarantines_and_removes_points_then_fix_restores(share, settings):
+    run_sync(settings, root=str(share))
+    sidecar = share / "team2/doc2.txt.acl.json"
+    sidecar.write_text(json.dumps({"allow": []}))
+    summary = run_sync(settings, root=str(share))
+    assert summary["quarantined"] == 1
+    snap = snapshot(settings)
+    assert "team2/doc2.txt" not in snap["paths"]
+    assert_consistent(snap)
+    entries = quarantine.list_entries(state.get_engine(settings.state_url))
+    assert [(e["path"], e["stage"]) for e in entries] == [("team2/doc2.txt", "access")]
+    sidecar.write_text(json.dumps({"allow": ["group:staff"]}))
+    fixed = run_sync(settings, root=str(share))
+    assert fixed["indexed"] == 1
+    assert "team2/doc2.txt" in snapshot(settings)["paths"]
+    assert quarantine.list_entries(state.get_engine(settings.state_url)) == []
+
+
+def test_move_keeps_vectors_and_updates_path(share, settings):
+    run_sync(settings, root=str(share))
+    old = snapshot(settings)
+    ids_before = {pid for pid, p in old["points"].items() if p["path"] == "team0/doc0.txt"}
+    (share / "archive").mkdir()
+    shutil.move(share / "team0/doc0.txt", share / "archive/doc0-renamed.txt")
+    shutil.move(share / "team0/doc0.txt.acl.json", share / "archive/doc0-renamed.txt.acl.json")
+    before = EmbeddingCounter.texts
+    summary = run_sync(settings, root=str(share))
+    assert summary["moved"] == 1 and summary["deleted"] == 0 and summary["chunks_embedded"] == 0
+    assert EmbeddingCounter.texts == before
+    snap = snapshot(settings)
+    assert_consistent(snap)
+    moved = {pid for pid, p in snap["points"].items() if p["path"] == "archive/doc0-renamed.txt"}
+    assert moved == ids_before
+
+
+def test_deleted_documents_are_removed(share, settings):
+    run_sync(settings, root=str(share))
+    (share / "team1/doc4.txt").unlink()
+    summary = run_sync(settings, root=str(share))
+    assert summary["deleted"] == 1
+    snap = snapshot(settings)
+    assert "team1/doc4.txt" not in snap["paths"] and "team1/doc4.txt" not in snap["docs"]
+    assert_consistent(snap)
+
+
+def test_touch_without_content_change_is_cheap(share, settings):
+    run_sync(settings, root=str(share))
+    os.utime(share / "team0/doc3.txt", ns=(1_800_000_000_000_000_000, 1_800_000_000_000_000_000))
+    summary = run_sync(settings, root=str(share))
+    assert summary["modified"] == 0 and summary["chunks_embedded"] == 0
+    assert snapshot(settings)["docs"]["team0/doc3.txt"]["mtime_ns"] == 1_800_000_000_000_000_000
+
+
+def test_mass_deletion_guard_changes_nothing(share, settings):
+    run_sync(settings, root=str(share))
+    before = snapshot(settings)
+    for i in range(5):
+        (share / f"team{i % 3}/doc{i}.txt").unlink()
+    with pytest.raises(MassDeletionBlocked, match="5 of 10 known documents would be deleted"):
+        run_sync(settings, root=str(share))
+    assert snapshot(settings)["points"].keys() == before["points"].keys()
+    allowed = run_sync(replace(settings, max_delete_fraction=0.6), root=str(share))
+    assert allowed["deleted"] == 5
+
+
+def test_vanished_or_empty_source_is_an_outage(share, settings, tmp_path):
+    run_sync(settings, root=str(share))
+    before = snapshot(settings)
+    moved_away = tmp_path / "unmounted"
+    share.rename(moved_away)
+    with pytest.raises(SourceUnavailable, match="missing"):
+        run_sync(settings, root=str(share))
+    share.mkdir()
+    with pytest.raises(SourceUnavailable, match="lists no documents"):
+        run_sync(settings, root=str(share))
+    assert snapshot(settings)["points"].keys() == before["points"].keys()
+
+
+def test_retry_from_quarantine_reprocesses_unchanged_document(share, settings):
+    settings = replace(settings, ocr_min_confidence=101)  # every OCR'd document fails validation
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (1400, 300), 255)
+    ImageDraw.Draw(image).text((40, 100), "Shipping schedule for the spring catalogue", fill=0,
+                               font=ImageFont.load_default(size=48))
+    image.save(share / "scan.png")
+    Path(f"{share / 'scan.png'}.acl.json").write_text(json.dumps({"allow": ["group:ops"]}))
+    first = run_sync(settings, root=str(share))
+    assert first["quarantined"] == 1
+    engine = state.get_engine(settings.state_url)
+    [entry] = quarantine.list_entries(engine)
+    assert entry["stage"] == "validate" and "OCR confidence" in entry["reason"]
+    assert run_sync(settings, root=str(share))["retried"] == 0  # unchanged: not retried by itself
+    quarantine.act(engine, entry["id"], "retry", actor="reviewer")
+    again = run_sync(settings, root=str(share))
+    assert again["retried"] == 1 and again["quarantined"] == 1
+    assert quarantine.get_entry(engine, entry["id"])["attempts"] == 2
+    quarantine.act(engine, entry["id"], "release", actor="reviewer", note="scan checked by hand")
+    released = run_sync(settings, root=str(share))
+    assert released["indexed"] == 1
+    assert quarantine.get_entry(engine, entry["id"])["status"] == "resolved"
+    assert [h["action"] for h in quarantine.history(engine, entry["id"])] == ["retry", "release"]
+
+
+def test_reconcile_repairs_drift(share, settings):
+    run_sync(settings, root=str(share))
+    snap = snapshot(settings)
+    victim = next(pid for pid, p in snap["points"].items() if p["path"] == "team1/doc7.txt")
+    with index.open_index(settings) as client:
+        index.delete_ids(client, settings.collection(), [victim])
+        index.upsert(
+            client,
+            settings.collection(),
+            [("00000000-0000-0000-0000-000000000001", [0.1] * 384, {"doc_id": "ghost", "allowed_principals": ["everyone"]})],
+        )
+    report = reconcile(settings)
+    assert report == {"orphan_points_deleted": 1, "documents_to_reindex": 1}
+    summary = run_sync(settings, root=str(share))
+    assert summary["modified"] == 1 and summary["indexed"] == 1
+    assert_consistent(snapshot(settings))
+
+
+KILL_POINTS = ["process:after_embed", "index:after_upsert", "index:before_state_commit", "finalize:after_qdrant_delete"]
+
+
+@pytest.mark.parametrize("kill_at", KILL_POINTS)
+def test_sigkill_at_any_point_then_rerun_converges(share, settings, kill_at, tmp_path):
+    """Kill a real `docsync sync` process with SIGKILL mid-run; the re-run must repair everything."""
+    run_sync(settings, root=str(share))
+    write_doc(share, "team0/doc0.txt", ["Rewritten: the vendor contract now renews every two years."])
+    (share / "team2/doc5.txt").unlink()
+    write_doc(share, "new/added.txt", ["A new policy on travel expenses and per diem rates."])
+    env = os.environ | {"DOCSYNC_HOME": str(settings.home), "DOCSYNC_KILL_AT": kill_at, "DOCSYNC_BATCH_SIZE": "1"}
+    cli = [sys.executable, "-m", "docsync.cli", "sync", "--root", str(share)]
+    killed = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    env.pop("DOCSYNC_KILL_AT")
+    rerun = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    snap = snapshot(settings)
+    assert_consistent(snap)
+    assert "team2/doc5.txt" not in snap["paths"] and "new/added.txt" in snap["paths"]
+    texts = [p["text"] for p in snap["points"].values() if p["path"] == "team0/doc0.txt"]
+    assert texts and all("Rewritten" in t for t in texts)
+    assert len(snap["docs"]) == 10
