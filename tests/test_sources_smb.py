@@ -11,7 +11,10 @@ import pytest
 from docsync.sources import AccessUnresolved, SourceUnavailable
 from docsync.sources.smb import SmbFileShare
 
-from smb_server import port_open, samba_server, smb_share  # noqa: F401 - fixtures
+try:
+    from tests.smb_server import port_open, samba_server, smb_share  # noqa: F401 - fixtures
+except ImportError:  # tests/ not a package
+    from smb_server import port_open, samba_server, smb_share  # noqa: F401 - fixtures
 
 ONE_SECOND = 1_000_000_000
 
@@ -195,11 +198,16 @@ def test_unlistable_subfolder_is_an_outage_not_a_deletion(smb_share, samba_serve
     src = source(smb_share)
     assert {e.path for e in src.list()} == {"ok/a.txt", "locked/b.txt"}
     (local / "locked").chmod(0)
+    (local / "ok/a.txt").chmod(0)
     try:
-        with pytest.raises(SourceUnavailable, match="cannot list locked/"):
+        with pytest.raises(SourceUnavailable, match="cannot list locked/") as info:
             list(src.list())
+        assert "nothing was deleted from the index" in str(info.value)
+        with pytest.raises(PermissionError, match="access denied"):  # a read error, not a parse error
+            src.read("ok/a.txt")
     finally:
         (local / "locked").chmod(0o755)
+        (local / "ok/a.txt").chmod(0o644)
 
 
 def test_modified_file_and_sidecar_change_the_listing(smb_share):
@@ -279,3 +287,11 @@ def test_full_pipeline_over_smb(smb_share, docsync_env, monkeypatch):
     assert second["unchanged"] == len(docs), second
     assert second["chunks_embedded"] == 0
     assert second["indexed"] == 0 and second["deleted"] == 0
+
+    # An ACL-only change (the sidecar) updates the payload without re-embedding.
+    put_acl(local, "handbook.txt", {"allow": ["group:staff"]})
+    third = run_sync(settings)
+    assert (third["acl_updated"], third["unchanged"], third["chunks_embedded"]) == (1, len(docs) - 1, 0), third
+    with index.open_index(settings) as client:
+        points = list(index.scroll_all(client, settings.collection()))
+    assert {p.payload["allowed_principals"][0] for p in points if p.payload["path"] == "handbook.txt"} == {"group:staff"}

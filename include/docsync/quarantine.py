@@ -17,6 +17,7 @@ from docsync.state import quarantine, quarantine_actions, utcnow
 
 ACTIONS = {"retry": "retry", "release": "released", "dismiss": "dismissed"}
 REPROCESS_STATUSES = ("retry", "released")
+TRANSIENT_STAGES = ("read",)
 PREVIEW_CHARS = 2000
 
 
@@ -80,14 +81,20 @@ def resolve(conn: sa.Connection, source: str, doc_id: str) -> None:
 
 
 def reprocess_requests(engine: Engine, source: str) -> dict[str, str]:
-    """doc_id -> status for entries a reviewer asked to retry or release."""
+    """doc_id -> status for entries to process again at the next run: those a reviewer
+    asked to retry or release, and transient failures (a read error or a document that
+    vanished mid-run), which are retried automatically."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(quarantine.c.doc_id, quarantine.c.status).where(
-                quarantine.c.source == source, quarantine.c.status.in_(REPROCESS_STATUSES)
+                quarantine.c.source == source,
+                sa.or_(
+                    quarantine.c.status.in_(REPROCESS_STATUSES),
+                    sa.and_(quarantine.c.status == "open", quarantine.c.stage.in_(TRANSIENT_STAGES)),
+                ),
             )
         )
-        return {r.doc_id: r.status for r in rows}
+        return {r.doc_id: ("retry" if r.status == "open" else r.status) for r in rows}
 
 
 def list_entries(

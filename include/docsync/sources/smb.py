@@ -176,21 +176,23 @@ class SmbFileShare:
         if self._registered:
             return
         import smbclient
-        from smbprotocol.exceptions import SMBAuthenticationError, SMBException
+        from smbprotocol.exceptions import SMBAuthenticationError, SMBResponseException
 
         try:
             smbclient.register_session(self.host, **self._kwargs)
-        except (SMBAuthenticationError, SMBException) as exc:
+        except Exception as exc:  # noqa: BLE001 - transport ValueError/OSError, SMB status, spnego errors
             _reset_pool(self._pool_key)
+            rejected = isinstance(exc, (SMBAuthenticationError, SMBResponseException)) or type(
+                exc
+            ).__module__.startswith("spnego")
+            if not rejected:
+                raise self._unavailable(f"cannot connect to {self.host}:{self.port}", exc, self._network_hint) from exc
             raise self._unavailable(
                 "login failed",
                 exc,
                 "Check DOCSYNC_SMB_USERNAME / DOCSYNC_SMB_PASSWORD (DOMAIN\\user or user@domain) "
                 "and that the account is not locked or expired",
             ) from exc
-        except Exception as exc:  # noqa: BLE001 - ValueError/OSError from the transport, spnego errors
-            _reset_pool(self._pool_key)
-            raise self._unavailable(f"cannot connect to {self.host}:{self.port}", exc, self._network_hint) from exc
         self._registered = True
 
     def _unc(self, rel: str = "") -> str:

@@ -1,0 +1,97 @@
+"""End to end: the real fileshare_sync DAG (`airflow dags test`) over the demo corpus
+(digital/scanned/mixed PDFs, DOCX, HTML, Markdown, TXT, an image, corrupt, truncated,
+encrypted, empty and fake files, a document without access), on SQLite and on PostgreSQL
+(Airflow metadata DB and docsync state store both)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from tests.airflow_env import airflow_env, run_airflow
+
+
+def read_index(docsync_home, state_url: str | None = None) -> dict:
+    from docsync import index, quarantine, state
+    from docsync.config import load_settings
+
+    settings = load_settings().with_overrides(home=docsync_home, qdrant_path=docsync_home / "qdrant")
+    settings = settings.with_overrides(state_url=state_url or f"sqlite:///{docsync_home / 'state.db'}")
+    engine = state.get_engine(settings.state_url)
+    with index.open_index(settings) as client:
+        points = {str(p.id): p.payload for p in index.scroll_all(client, "docsync_fileshare")}
+    runs = state.recent_runs(engine, "fileshare")
+    entries = {e["path"]: e for e in quarantine.list_entries(engine)}
+    state.get_engine.cache_clear()
+    engine.dispose()
+    return {"points": points, "runs": runs, "quarantine": entries}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """(Airflow metadata DB URL or None for SQLite, docsync state URL or None)."""
+    if request.param == "sqlite":
+        yield None, None
+        return
+    pg = request.getfixturevalue("pg_url")  # state store
+    admin = sa.create_engine(pg.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    meta_db = f"airflow_t_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{meta_db}"'))
+    yield pg.rsplit("/", 1)[0] + f"/{meta_db}", pg
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{meta_db}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_fileshare_sync_dag_end_to_end(demo_corpus, tmp_path, backend):
+    corpus, manifest = demo_corpus
+    root = tmp_path / "share"
+    shutil.copytree(corpus, root)
+    meta_url, state_url = backend
+    extra = {"DOCSYNC_STATE_URL": state_url} if state_url else {}
+    env = airflow_env(tmp_path / "airflow", tmp_path / "docsync", root, meta_url, **extra)
+    run_airflow(["db", "migrate"], env)
+    run_airflow(["dags", "test", "fileshare_sync"], env)
+
+    first = read_index(tmp_path / "docsync", state_url)
+    points = first["points"]
+    expected = {p: f for p, f in manifest["files"].items() if f["expect"] == "indexed"}
+    assert {p["path"] for p in points.values()} == set(expected)
+    for payload in points.values():
+        assert payload["allowed_principals"] == sorted(expected[payload["path"]]["principals"])
+        for key in ("doc_id", "source", "chunk_index", "content_hash", "modified_at", "indexed_at", "text"):
+            assert payload.get(key) not in (None, ""), key
+    blob = json.dumps(points)
+    leaked = [value for value in manifest["pii"] if value in blob]
+    assert leaked == [], "labeled PII reached Qdrant payloads"
+    for path, phrase in manifest["phrases"].items():
+        found = any(phrase.lower() in p["text"].lower() for p in points.values() if p["path"] == path)
+        assert found == (path in expected), f"{path}: phrase {'missing' if path in expected else 'leaked'}"
+    scanned = [p for p in points.values() if p["path"] == "hr/scans/onboarding-form-scan.pdf"]
+    assert scanned and scanned[0]["page"] == 1
+
+    bad = {p: f for p, f in manifest["files"].items() if f["expect"] == "quarantined"}
+    assert set(first["quarantine"]) == set(bad)
+    for path, f in bad.items():
+        entry = first["quarantine"][path]
+        assert entry["reason"] and entry["stage"]
+        if f["reason_contains"]:
+            assert f["reason_contains"] in entry["reason"].lower(), (path, entry["reason"])
+        assert not any(value in entry["preview"] + entry["reason"] + entry["error"] for value in manifest["pii"])
+    summary = first["runs"][0]["summary"]
+    assert first["runs"][0]["status"] == "success"
+    assert summary["indexed"] == len(expected) and summary["quarantined"] == len(bad)
+    assert summary["ocr_pages"] >= 3 and summary["pii_entities"].get("PERSON", 0) > 0
+
+    run_airflow(["dags", "test", "fileshare_sync"], env)
+    second = read_index(tmp_path / "docsync", state_url)
+    assert second["points"] == first["points"], "a second run over an unchanged share changed the index"
+    again = second["runs"][0]["summary"]
+    assert again["unchanged"] == len(manifest["files"])
+    assert again["indexed"] == again["chunks_embedded"] == again["quarantined"] == 0
+    assert {p: e["attempts"] for p, e in second["quarantine"].items()} == {p: 1 for p in bad}
