@@ -278,3 +278,11 @@ def test_sigkill_at_any_point_then_rerun_converges(share, settings, kill_at, tmp
     texts = [p["text"] for p in snap["points"].values() if p["path"] == "team0/doc0.txt"]
     assert texts and all("Rewritten" in t for t in texts)
     assert len(snap["docs"]) == 10
+
+
+def test_oversized_file_is_quarantined_without_reading(share, settings):
+    settings = replace(settings, max_file_bytes=100)
+    summary = run_sync(settings, root=str(share))
+    assert summary["quarantined"] == 10 and summary["indexed"] == 0
+    [entry, *_] = quarantine.list_entries(state.get_engine(settings.state_url))
+    assert "DOCSYNC_MAX_FILE_MB" in entry["reason"] and entry["stage"] == "detect"

@@ -201,6 +201,14 @@ def _prepare(item: dict, source, settings: Settings) -> dict:  # noqa: ANN001
     from docsync import pii
     from docsync.parse import parse_document
 
+    if item["size"] > settings.max_file_bytes:
+        raise _Failed(
+            Failure(
+                "detect",
+                f"{item['path']} is {item['size'] / 2**20:.1f} MiB, over DOCSYNC_MAX_FILE_MB "
+                f"({settings.max_file_bytes / 2**20:.0f} MiB); split it or raise the limit",
+            )
+        )
     data = source.read(item["path"])
     digest = sha256(data)
     try:
