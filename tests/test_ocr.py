@@ -70,3 +70,9 @@ def test_ocr_images_accepts_non_consecutive_page_numbers():
 
 def test_ocr_images_empty_input():
     assert list(ocr_images([])) == []
+
+
+def test_email_read_by_tesseract_is_rejoined():
+    page = ocr_image(_render(["Contact: jane.roe@example.com"], (1100, 140)), page=1)
+    assert "jane.roe@example.com" in page.text.lower()
+    assert " @" not in page.text and "@ " not in page.text

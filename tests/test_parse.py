@@ -291,22 +291,8 @@ def test_markdown_suffix_only_refines_plain_text():
 @pytest.mark.parametrize(
     "encoding",
     [
-        pytest.param(
-            "utf-16",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: parse._partition decodes every text file as UTF-8 (errors='replace'); "
-                "UTF-16 text becomes NUL-interleaved garbage that Presidio's patterns cannot match",
-            ),
-        ),
-        pytest.param(
-            "cp1252",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: parse._partition ignores the detected charset; Latin-1/cp1252 "
-                "characters become U+FFFD",
-            ),
-        ),
+        "utf-16",
+        "cp1252",
     ],
 )
 def test_non_utf8_text_is_decoded(mod_settings, encoding):

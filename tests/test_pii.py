@@ -154,11 +154,6 @@ def test_rescan_counts_each_surviving_value():
     assert pii.rescan(TEXT) >= 4  # email, SSN, card, IBAN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): pii.rescan sums hits per recognizer; an SSN matched by both Presidio's "
-    "UsSsnRecognizer and DocsyncStrictSsn is counted twice",
-)
 def test_rescan_counts_one_ssn_once():
     assert pii.rescan(f"ssn {SSN} here") == 1
 

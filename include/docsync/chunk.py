@@ -56,10 +56,16 @@ def _windows(text: str, limit: int, overlap: int) -> list[str]:
     step = max(1, limit - overlap)
     while start < len(offsets):
         end = min(start + limit, len(offsets))
-        parts.append(text[offsets[start][0] : offsets[end - 1][1]].strip())
+        part = text[offsets[start][0] : offsets[end - 1][1]].strip()
+        # Re-tokenizing a slice can yield a token more than the window (word pieces at the
+        # cut); shrink until the slice itself is within the limit.
+        while end - start > 1 and count_tokens(part) > limit:
+            end -= 1
+            part = text[offsets[start][0] : offsets[end - 1][1]].strip()
+        parts.append(part)
         if end == len(offsets):
             break
-        start += step
+        start += min(step, end - start)
     return [p for p in parts if p]
 
 

@@ -89,6 +89,33 @@ def _ooxml_kind(data: bytes) -> str | None:
     return None
 
 
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def decode_text(data: bytes) -> str:
+    """Text bytes to str: byte-order mark first, then strict UTF-8, then the detected
+    charset (cp1252, UTF-16 without BOM, ...). A wrong guess would smuggle PII past the
+    analyzer (e.g. UTF-16 read as UTF-8 puts NULs between the characters)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    text = str(best) if best is not None else data.decode("utf-8", errors="replace")
+    return text.replace("\x00", "")
+
+
 def check_zip_bomb(data: bytes, path: str) -> None:
     """Refuse Office files whose declared uncompressed size or ratio is absurd."""
     try:
@@ -140,7 +167,7 @@ def _partition(data: bytes, path: str, mime: str) -> ParsedDocument:
     content_type = "text/plain" if mime not in OOXML.values() and mime not in ("text/html", "text/markdown") else mime
     try:
         if content_type == "text/plain":
-            text = data.decode("utf-8", errors="replace")
+            text = decode_text(data)
             from unstructured.partition.text import partition_text
 
             elements = partition_text(text=text, languages=["eng"])

@@ -30,6 +30,11 @@ class Failure:
     error: str = ""  # technical detail (exception type and message; never document text)
 
 
+def _clean(text: str) -> str:
+    """PostgreSQL text cannot hold NUL characters."""
+    return text.replace("\x00", "")
+
+
 def record(
     conn: sa.Connection,
     *,
@@ -48,12 +53,12 @@ def record(
         )
     ).first()
     values = dict(
-        path=path,
+        path=_clean(path),
         stage=failure.stage,
-        reason=failure.reason,
-        error=failure.error[:4000],
+        reason=_clean(failure.reason),
+        error=_clean(failure.error)[:4000],
         content_hash=content_hash,
-        preview=preview[:PREVIEW_CHARS],
+        preview=_clean(preview)[:PREVIEW_CHARS],
         status="open",
         last_seen=now,
     )

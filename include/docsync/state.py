@@ -165,10 +165,16 @@ def chunk_ids(engine: Engine, doc_ids: Iterable[str]) -> dict[str, set[str]]:
 def save_document(conn: sa.Connection, row: dict, chunk_rows: list[dict] | None) -> None:
     """Insert or replace a document row and (when given) its full chunk list."""
     conn.execute(sa.delete(documents).where(documents.c.doc_id == row["doc_id"]))
-    # A document moved onto the path of a deleted one: the old row goes first.
-    conn.execute(
-        sa.delete(documents).where(documents.c.source == row["source"], documents.c.path == row["path"])
-    )
+    # A document moved onto the path of a deleted one: the old row (and its chunks) go first.
+    replaced = [
+        r.doc_id
+        for r in conn.execute(
+            sa.select(documents.c.doc_id).where(documents.c.source == row["source"], documents.c.path == row["path"])
+        )
+    ]
+    if replaced:
+        conn.execute(sa.delete(chunks).where(chunks.c.doc_id.in_(replaced)))
+        conn.execute(sa.delete(documents).where(documents.c.doc_id.in_(replaced)))
     conn.execute(sa.insert(documents).values(**row))
     if chunk_rows is not None:
         conn.execute(sa.delete(chunks).where(chunks.c.doc_id == row["doc_id"]))

@@ -24,7 +24,8 @@ import stat
 from docsync.sources.base import AccessUnresolved
 
 SIDECAR_SUFFIX = ".acl.json"
-READ_RIGHTS = {"read", "readandexecute", "read_and_execute", "modify", "fullcontrol", "full_control", "write"}
+# Write alone does not grant read (a drop-box folder); these rights do.
+READ_RIGHTS = {"read", "readdata", "readandexecute", "read_and_execute", "modify", "fullcontrol", "full_control", "genericread", "genericall"}
 PRINCIPAL_KINDS = ("user", "group")
 
 
@@ -55,7 +56,12 @@ def parse_sidecar(raw: bytes) -> tuple[list[str], list[str]]:
         for ace in data["aces"] or []:
             if not isinstance(ace, dict) or "principal" not in ace:
                 raise AccessUnresolved(f"ACL sidecar ACE without principal: {ace!r}")
-            rights = {str(r).lower().replace(" ", "") for r in ace.get("rights", ["read"])}
+            raw_rights = ace.get("rights", ["read"])
+            if isinstance(raw_rights, str):  # Get-Acl exports "ReadAndExecute, Synchronize"
+                raw_rights = raw_rights.split(",")
+            if not isinstance(raw_rights, list):
+                raise AccessUnresolved(f"ACL sidecar ACE rights must be a list or a string: {ace!r}")
+            rights = {str(r).lower().replace(" ", "") for r in raw_rights}
             if not rights & READ_RIGHTS:
                 continue
             kind = str(ace.get("kind", "user")).lower()

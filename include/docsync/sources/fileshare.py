@@ -75,7 +75,8 @@ class LocalFileShare:
             sidecar = self._sidecars.get(rel) if self.acl_mode != "posix" else None
             fingerprint = f"{st.st_uid}:{st.st_gid}:{st.st_mode & 0o777:o}"
             if sidecar is not None:
-                fingerprint += f"|{sidecar.st_size}:{sidecar.st_mtime_ns}"
+                # ctime too: `cp -p`/rsync keep size and mtime, but cannot set ctime.
+                fingerprint += f"|{sidecar.st_size}:{sidecar.st_mtime_ns}:{sidecar.st_ctime_ns}"
             yield SourceEntry(path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, acl_fingerprint=fingerprint)
 
     def read(self, path: str) -> bytes:
