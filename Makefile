@@ -28,7 +28,7 @@ export DOCSYNC_HOME ?= $(CURDIR)/.docsync
 export DOCSYNC_FILESHARE_ROOT ?= $(CURDIR)/.demo/corpus
 
 APT_RUN := tesseract-ocr poppler-utils libmagic1
-APT_TEST := samba smbclient
+APT_TEST := samba smbclient chromium redis-server
 
 .PHONY: help setup apt venv run demo-corpus airflow-init test bench clean
 

@@ -28,6 +28,7 @@ def dagbag(tmp_path_factory):
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert "fileshare_sync" in dagbag.dags
+    assert "sharepoint_sync" in dagbag.dags
 
 
 def test_every_task_retries(dagbag):
@@ -36,15 +37,22 @@ def test_every_task_retries(dagbag):
             assert task.retries >= 1, f"{dag.dag_id}.{task.task_id} has no retries"
 
 
-def test_shape_of_fileshare_sync(dagbag):
-    dag = dagbag.dags["fileshare_sync"]
+@pytest.mark.parametrize(
+    "dag_id,asset,kind",
+    [("fileshare_sync", "docsync_fileshare", "fileshare"), ("sharepoint_sync", "docsync_sharepoint", "sharepoint")],
+)
+def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
+    dag = dagbag.dags[dag_id]
+    assert kind in dag.tags
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"plan", "process", "index", "finalize", "reconcile"}
+    assert set(tasks) == {"plan", "process", "index", "finalize", "reconcile", "freshness_check"}
+    assert tasks["freshness_check"].upstream_task_ids == {"finalize"}
+    assert tasks["freshness_check"].trigger_rule == "all_done"
     assert tasks["process"].upstream_task_ids == {"plan"}
     assert tasks["index"].upstream_task_ids == {"process"}
     assert tasks["index"].max_active_tis_per_dag == 1  # embedded Qdrant: one writer
     assert tasks["finalize"].trigger_rule == "none_failed"
-    assert [a.name for a in tasks["finalize"].outlets] == ["docsync_fileshare"]
+    assert [a.name for a in tasks["finalize"].outlets] == [asset]
     assert dag.max_active_runs == 1 and dag.catchup is False
 
 

@@ -42,6 +42,13 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from docsync.reindex import reindex
+
+    _print(reindex(_settings(args), root=args.root, keep_previous=args.keep_previous), args.json)
+    return 0
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from docsync import quarantine, state
 
@@ -127,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconcile", help="repair drift between the state store and Qdrant")
     p.add_argument("--source")
     p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("reindex", help="rebuild a source's collection as a new version, then swap its alias")
+    p.add_argument("--source")
+    p.add_argument("--root", help="source root; default the configured one")
+    p.add_argument("--keep-previous", action="store_true", help="keep the old version (for a rollback)")
+    p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("quarantine", help="review quarantined documents")
     qsub = p.add_subparsers(dest="action", required=True)

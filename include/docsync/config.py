@@ -61,6 +61,13 @@ def _list(name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _ocr_scope(value: str) -> str:
+    scope = value.strip().lower()
+    if scope not in ("page", "document"):
+        raise ValueError(f"DOCSYNC_OCR_CONFIDENCE_SCOPE must be 'page' or 'document', not {value!r}")
+    return scope
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration. Build with :func:`load_settings`; tests use `replace()`."""
@@ -97,10 +104,19 @@ class Settings:
     smb_password: str | None
     freshness_slo_s: int
     extra: dict = field(default_factory=dict)
+    source_kind: str = "fileshare"  # fileshare | sharepoint: which Source open_source() builds
+    sharepoint_root: str = ""  # SharePoint export folder (manifest.json or library.csv + files/)
+    data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
+    data_docs_keep_runs: int = 20
+    ocr_confidence_scope: str = "page"  # page: lowest page confidence | document: mean over words
 
     def collection(self, source_name: str | None = None) -> str:
         """Qdrant collection of a source: one collection per source."""
         return f"{self.collection_prefix}_{source_name or self.source_name}"
+
+    def source_root(self) -> str:
+        """The default root of the configured source kind."""
+        return self.sharepoint_root if self.source_kind == "sharepoint" else self.fileshare_root
 
     def with_overrides(self, **kwargs) -> "Settings":
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
@@ -142,4 +158,9 @@ def load_settings() -> Settings:
         smb_username=_env("DOCSYNC_SMB_USERNAME", "") or None,
         smb_password=_env("DOCSYNC_SMB_PASSWORD", "") or None,
         freshness_slo_s=int(_env("DOCSYNC_FRESHNESS_SLO_S", str(24 * 3600))),
+        source_kind=_env("DOCSYNC_SOURCE_KIND", "fileshare"),
+        sharepoint_root=_env("DOCSYNC_SHAREPOINT_ROOT", str(PROJECT_ROOT / ".demo" / "sharepoint")),
+        data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
+        data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
+        ocr_confidence_scope=_ocr_scope(_env("DOCSYNC_OCR_CONFIDENCE_SCOPE", "page")),
     )

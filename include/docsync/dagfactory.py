@@ -3,6 +3,7 @@ imports the pipeline when it runs, so DAG parsing never loads models or librarie
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
@@ -14,6 +15,12 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=3),
 }
+
+
+def process_pool() -> str:
+    """Airflow pool of the process tasks (OCR + embedding), DOCSYNC_PROCESS_POOL; create it
+    with `airflow pools set docsync_ocr <slots> ...` (README, "Running in production")."""
+    return os.environ.get("DOCSYNC_PROCESS_POOL") or "default_pool"
 
 
 def collection_asset(source_name: str) -> Asset:
@@ -30,7 +37,8 @@ def build_sync_dag(
     source_kind: str = "fileshare",
 ) -> object:
     """A TaskFlow DAG: plan -> process (mapped over batches) -> index (mapped, one writer)
-    -> finalize (deletes, ACL-only updates, metrics, Asset) -> reconcile."""
+    -> finalize (deletes, ACL-only updates, metrics, Asset) -> reconcile; freshness_check
+    runs after finalize whatever happened and fails when the freshness SLO is breached."""
     asset = collection_asset(source_name)
 
     @dag(
@@ -53,15 +61,15 @@ def build_sync_dag(
             from docsync.config import load_settings
             from docsync.pipeline import plan as plan_run
 
-            settings = load_settings().with_overrides(source_name=source_name)
+            settings = load_settings().with_overrides(source_name=source_name, source_kind=source_kind)
             return plan_run(settings, run_id, (params or {}).get("root") or None)["batches"]
 
-        @task
+        @task(pool=process_pool())  # caps concurrent OCR + embedding across all workers
         def process(batch_ref: str) -> str:
             from docsync.config import load_settings
             from docsync.pipeline import process_batch
 
-            return process_batch(load_settings().with_overrides(source_name=source_name), batch_ref)
+            return process_batch(load_settings().with_overrides(source_name=source_name, source_kind=source_kind), batch_ref)
 
         # Embedded Qdrant takes one writer: index tasks run one at a time.
         @task(max_active_tis_per_dag=1)
@@ -69,7 +77,7 @@ def build_sync_dag(
             from docsync.config import load_settings
             from docsync.pipeline import index_batch
 
-            return index_batch(load_settings().with_overrides(source_name=source_name), result_ref)
+            return index_batch(load_settings().with_overrides(source_name=source_name, source_kind=source_kind), result_ref)
 
         @task(trigger_rule="none_failed", outlets=[asset])
         def finalize(index_results=None, run_id: str | None = None) -> dict:  # noqa: ANN001
@@ -77,7 +85,7 @@ def build_sync_dag(
             from docsync.pipeline import finalize as finalize_run
             from docsync.storage import plan_ref
 
-            settings = load_settings().with_overrides(source_name=source_name)
+            settings = load_settings().with_overrides(source_name=source_name, source_kind=source_kind)
             results = [r for r in (index_results or []) if r]
             return finalize_run(settings, plan_ref(settings, source_name, run_id), results)
 
@@ -86,9 +94,25 @@ def build_sync_dag(
             from docsync.config import load_settings
             from docsync.pipeline import reconcile as reconcile_run
 
-            return reconcile_run(load_settings().with_overrides(source_name=source_name), summary["source"])
+            return reconcile_run(load_settings().with_overrides(source_name=source_name, source_kind=source_kind), summary["source"])
+
+        # all_done: also runs when the sync failed, which is when freshness matters. It is a
+        # leaf next to reconcile, so a failed sync still fails the DAG run.
+        @task(trigger_rule="all_done")  # AirflowFailException below: no retries
+        def freshness_check() -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from docsync.config import load_settings
+            from docsync.metrics import FreshnessSLOBreached, check_freshness
+
+            try:
+                return check_freshness(load_settings().with_overrides(source_name=source_name, source_kind=source_kind), source_name)
+            except FreshnessSLOBreached as exc:
+                raise AirflowFailException(str(exc)) from exc
 
         indexed = index.expand(result_ref=process.expand(batch_ref=plan()))
-        reconcile(finalize(indexed))
+        summary = finalize(indexed)
+        reconcile(summary)
+        summary >> freshness_check()
 
     return sync_dag()

@@ -63,15 +63,48 @@ def open_index(settings: Settings, wait_s: float = 600) -> Iterator:
 
 
 def ensure_collection(client, name: str, local: bool) -> None:  # noqa: ANN001
+    """Make ``name`` usable. A new one is the alias ``name`` -> collection ``<name>_v1``:
+    reads and writes go through the alias, so `docsync reindex` can swap it atomically.
+    An existing plain collection called ``name`` (older deployments) is used as it is."""
+    if client.collection_exists(name):  # a collection or an alias
+        return
+    target = f"{name}_v1"
+    if not client.collection_exists(target):
+        create_collection(client, target, local)
+    switch_alias(client, name, target)
+
+
+def create_collection(client, name: str, local: bool) -> None:  # noqa: ANN001
+    """A concrete collection with docsync's vector size and, on a server, payload indexes."""
     from qdrant_client import models
 
-    if not client.collection_exists(name):
-        client.create_collection(
-            name, vectors_config=models.VectorParams(size=VECTOR_SIZE, distance=models.Distance.COSINE)
-        )
-        if not local:  # local mode ignores payload indexes
-            for field in KEYWORD_FIELDS:
-                client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+    client.create_collection(
+        name, vectors_config=models.VectorParams(size=VECTOR_SIZE, distance=models.Distance.COSINE)
+    )
+    if not local:  # local mode ignores payload indexes
+        for field in KEYWORD_FIELDS:
+            client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+
+
+def alias_target(client, alias: str) -> str | None:  # noqa: ANN001
+    """The collection an alias points to, or None when ``alias`` is no alias."""
+    for item in client.get_aliases().aliases:
+        if item.alias_name == alias:
+            return item.collection_name
+    return None
+
+
+def switch_alias(client, alias: str, collection: str) -> None:  # noqa: ANN001
+    """Point ``alias`` at ``collection`` in one atomic alias update."""
+    from qdrant_client import models
+
+    operations = []
+    if alias_target(client, alias) is not None:
+        operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+    operations.append(
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias))
+    )
+    client.update_collection_aliases(change_aliases_operations=operations)
 
 
 def upsert(client, collection: str, points: list[tuple[str, list[float], dict]]) -> None:  # noqa: ANN001

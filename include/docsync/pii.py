@@ -13,6 +13,7 @@ from collections import Counter
 from functools import lru_cache
 
 from docsync.config import Settings, apply_offline_env
+from docsync.pii_recognizers import docsync_recognizers, propagate_names
 
 apply_offline_env()
 
@@ -34,7 +35,7 @@ def get_analyzer():  # noqa: ANN201
         }
     )
     analyzer = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
-    for recognizer in _strict_recognizers():
+    for recognizer in _strict_recognizers() + docsync_recognizers():
         analyzer.registry.add_recognizer(recognizer)
     return analyzer
 
@@ -89,6 +90,8 @@ def anonymize(text: str, settings: Settings) -> tuple[str, Counter]:
         entities=list(settings.pii_entities),
         score_threshold=settings.pii_score_threshold,
     )
+    if "PERSON" in settings.pii_entities:
+        results += propagate_names(text, results)
     if not results:
         return text, Counter()
     anonymized = get_anonymizer().anonymize(
@@ -119,10 +122,10 @@ def rescan(text: str, min_score: float = 0.5) -> int:
     if not text.strip():
         return 0
     registry = get_analyzer().registry
-    hits = 0
+    spans: set[tuple[int, int]] = set()  # one value found by two recognizers counts once
     for recognizer in registry.get_recognizers(language="en", entities=list(RESCAN_ENTITIES)):
         if getattr(recognizer, "patterns", None) is None:
             continue
         results = recognizer.analyze(text=text, entities=list(RESCAN_ENTITIES), nlp_artifacts=None) or []
-        hits += sum(1 for r in results if r.score >= min_score)
-    return hits
+        spans.update((r.start, r.end) for r in results if r.score >= min_score)
+    return len(spans)

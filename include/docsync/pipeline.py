@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import asdict
@@ -88,6 +90,30 @@ def _entry(item: dict) -> SourceEntry:
     )
 
 
+def _digest(source, path: str) -> str:  # noqa: ANN001
+    """sha256 of a document for plan(); "" when the source reports a per-document problem
+    (an exception carrying a quarantine Failure): the document is then planned as changed
+    and process_batch quarantines it with that reason, instead of the whole plan failing."""
+    try:
+        return sha256(source.read(path))
+    except Exception as exc:
+        if isinstance(getattr(exc, "failure", None), Failure):
+            return ""
+        raise
+
+
+def _version_changed(entry: SourceEntry, row: dict) -> bool:
+    """The source's content version (e.g. a SharePoint quickXorHash/cTag) differs from the one
+    recorded at indexing: the content may have changed even with the same size and mtime."""
+    if not entry.version_tag:
+        return False
+    try:
+        recorded = json.loads(row.get("doc_meta") or "{}").get("version_tag", "")
+    except ValueError:
+        return False
+    return bool(recorded) and recorded != entry.version_tag
+
+
 def _item(doc_id: str, entry: SourceEntry, action: str, content_hash: str = "", override: bool = False) -> dict:
     return {"doc_id": doc_id, "action": action, "content_hash": content_hash, "override": override} | asdict(entry)
 
@@ -97,6 +123,7 @@ def _item(doc_id: str, entry: SourceEntry, action: str, content_hash: str = "", 
 
 def plan(settings: Settings, run_id: str, root: str | None = None) -> dict:
     """Detect changes and stage the run's work. Returns references only (safe for XCom)."""
+    started = time.perf_counter()
     engine = state.get_engine(settings.state_url)
     source = open_source(settings, root)
     source.check_available()
@@ -123,7 +150,7 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> dict:
         forced = reprocess.get(row["doc_id"])
         if forced:
             work.append(_item(row["doc_id"], entry, "retry", override=forced == "released"))
-        elif entry.size == row["size"] and entry.mtime_ns == row["mtime_ns"]:
+        elif entry.size == row["size"] and entry.mtime_ns == row["mtime_ns"] and not _version_changed(entry, row):
             if entry.acl_fingerprint != row["acl_fingerprint"] and row["status"] == "quarantined":
                 # Permissions fixed on a quarantined document: process it again in full.
                 work.append(_item(row["doc_id"], entry, "modified", content_hash=row["content_hash"]))
@@ -132,8 +159,8 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> dict:
             else:
                 unchanged += 1
         else:
-            digest = sha256(source.read(entry.path))
-            if digest == row["content_hash"]:
+            digest = _digest(source, entry.path)
+            if digest and digest == row["content_hash"]:
                 updates.append({"kind": "touch", "doc_id": row["doc_id"]} | asdict(entry))
             else:
                 work.append(_item(row["doc_id"], entry, "modified", content_hash=digest))
@@ -145,7 +172,7 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> dict:
     for entry in new_entries:
         digest = ""
         if any(size == entry.size for _h, size in movable):
-            digest = sha256(source.read(entry.path))
+            digest = _digest(source, entry.path)
             row = movable.pop((digest, entry.size), None)
             if row is not None:
                 moved.add(row["doc_id"])
@@ -177,12 +204,13 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> dict:
         "deleted": len(deletes),
     }
     plan_ref = storage.write_json(
-        Path(storage.plan_ref(settings, source.name, run_id)),
+        storage.path(storage.plan_ref(settings, source.name, run_id)),
         {
             "run_id": run_id,
             "source": source.name,
-            "root": root or settings.fileshare_root,
+            "root": root or settings.source_root(),
             "planned_at": state.utcnow(),
+            "plan_s": round(time.perf_counter() - started, 3),
             "batches": batches,
             "updates": updates,
             "deletes": deletes,
@@ -243,6 +271,8 @@ def _failure_for(exc: BaseException, path: str) -> Failure:
 
     if isinstance(exc, (_Failed, ParseError)):
         return exc.failure
+    if isinstance(getattr(exc, "failure", None), Failure):  # a source's per-document error (its own reason)
+        return exc.failure
     if isinstance(exc, DocumentTimeout):
         return Failure("timeout", f"{path}: {exc} (DOCSYNC_DOC_TIMEOUT_S); split the document or raise the limit")
     if isinstance(exc, FileNotFoundError):
@@ -258,8 +288,9 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
     from docsync.embed import embed_texts
     from docsync.validate import validate_chunks, validate_documents
 
+    started = time.perf_counter()
     batch = storage.read_json(batch_ref)
-    plan_doc = storage.read_json(str(Path(batch_ref).with_name("plan.json")))
+    plan_doc = storage.read_json(str(storage.path(batch_ref).with_name("plan.json")))
     source = open_source(settings, root or plan_doc["root"], plan_doc["source"])
     engine = state.get_engine(settings.state_url)
     results: dict[str, dict] = {}
@@ -276,6 +307,7 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
             results[item["doc_id"]] = base | {"status": "quarantined", "failure": asdict(failure)}
 
     overrides = {i["doc_id"] for i in batch["items"] if i.get("override")}
+    item_tags = {i["doc_id"]: i.get("version_tag", "") for i in batch["items"]}  # see _version_changed
     doc_rows = [
         {
             "doc_id": doc_id,
@@ -288,7 +320,8 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
         }
         for doc_id, p in prepared.items()
     ]
-    doc_failures = validate_documents(doc_rows, settings, overrides)
+    docs = (plan_doc["source"], batch["run_id"], storage.path(batch_ref).stem)  # GX Data Docs page of this batch
+    doc_failures = validate_documents(doc_rows, settings, overrides, docs)
 
     chunked: dict[str, list] = {}
     chunk_rows: list[dict] = []
@@ -301,7 +334,7 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
         chunk_rows += [
             {"point_id": pid, "doc_id": doc_id, "token_count": c.token_count, "text": c.text} for pid, c in zip(ids, chunks)
         ]
-    chunk_failures = validate_chunks(chunk_rows, settings, overrides)
+    chunk_failures = validate_chunks(chunk_rows, settings, overrides, docs)
 
     known_ids = state.chunk_ids(engine, chunked)
     to_embed: list[str] = []
@@ -315,6 +348,7 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
             "ocr_confidence": p["parsed"].ocr_confidence,
             "page_confidence": p["parsed"].page_confidence,
             "pii_counts": p["pii_counts"],
+            "version_tag": item_tags.get(doc_id, ""),
         }
         result.update(content_hash=p["content_hash"], allowed=p["allowed"], denied=p["denied"], doc_meta=meta)
         if failure:
@@ -340,12 +374,13 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
         result["chunks"] = rows
     vectors = embed_texts(to_embed)
     checkpoint("process:after_embed")
-    directory = Path(batch_ref).parent
-    stem = Path(batch_ref).stem.replace("batch", "result")
+    directory = storage.path(batch_ref).parent
+    stem = storage.path(batch_ref).stem.replace("batch", "result")
     vectors_ref = storage.write_vectors(directory / f"{stem}.npy", vectors)
     return storage.write_json(
         directory / f"{stem}.json",
-        {"run_id": batch["run_id"], "source": plan_doc["source"], "vectors": vectors_ref, "documents": list(results.values())},
+        {"run_id": batch["run_id"], "source": plan_doc["source"], "vectors": vectors_ref, "documents": list(results.values()),
+         "process_s": round(time.perf_counter() - started, 3)},
     )
 
 
@@ -401,15 +436,17 @@ def _document_row(source: str, doc: dict, status: str, first_seen, indexed_at) -
     }
 
 
-def index_batch(settings: Settings, result_ref: str) -> dict:
-    """Write one staged result to Qdrant, then commit it to the state store."""
+def index_batch(settings: Settings, result_ref: str, collection: str | None = None) -> dict:
+    """Write one staged result to Qdrant, then commit it to the state store.
+    ``collection``: another target than the source's alias (`docsync reindex`)."""
     from docsync import index
 
+    started = time.perf_counter()
     result = storage.read_json(result_ref)
     source = result["source"]
     vectors = storage.read_vectors(result["vectors"])
     engine = state.get_engine(settings.state_url)
-    collection = settings.collection(source)
+    collection = collection or settings.collection(source)
     counts: Counter = Counter()
     lags: list[float] = []
     pii_counts: Counter = Counter()
@@ -479,7 +516,10 @@ def index_batch(settings: Settings, result_ref: str) -> dict:
             lags.append(max(0.0, now.timestamp() - doc["mtime_ns"] / 1e9))
             pii_counts.update(doc["doc_meta"]["pii_counts"])
             ocr_pages += doc["doc_meta"]["ocr_pages"]
-    return {"counts": dict(counts), "lags": lags, "pii": dict(pii_counts), "ocr_pages": ocr_pages}
+    return {
+        "counts": dict(counts), "lags": lags, "pii": dict(pii_counts), "ocr_pages": ocr_pages,
+        "process_s": result.get("process_s", 0.0), "index_s": round(time.perf_counter() - started, 3),
+    }
 
 
 # --- 4. finalize -----------------------------------------------------------------------
@@ -496,6 +536,10 @@ def _apply_update(client, conn, collection: str, source, update: dict) -> str:  
         return "gone"
     values = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
     payload: dict = {"path": entry.path}
+    if update.get("version_tag"):  # keep the recorded content version current (see _version_changed)
+        meta = json.loads(row["doc_meta"] or "{}")
+        if meta.get("version_tag") != update["version_tag"]:
+            values["doc_meta"] = state.dumps(meta | {"version_tag": update["version_tag"]})
     if entry.acl_fingerprint != row["acl_fingerprint"] or update["kind"] == "move":
         try:
             allowed, denied = source.access(entry)
@@ -525,6 +569,7 @@ def finalize(settings: Settings, plan_ref: str, index_results: list[dict] | None
     """Deletes, moves and ACL-only updates; then the run summary and metrics."""
     from docsync import index, metrics
 
+    started = time.perf_counter()
     plan_doc = storage.read_json(plan_ref)
     source = open_source(settings, plan_doc["root"], plan_doc["source"])
     engine = state.get_engine(settings.state_url)
@@ -545,9 +590,14 @@ def finalize(settings: Settings, plan_ref: str, index_results: list[dict] | None
                     state.delete_document(conn, gone["doc_id"])
                     quarantine.resolve(conn, source.name, gone["doc_id"])
                 applied["deleted"] += 1
-    summary = metrics.summarize(engine, plan_doc, index_results or [], dict(applied))
+    summary = metrics.summarize(
+        engine, plan_doc, index_results or [], dict(applied), finalize_s=round(time.perf_counter() - started, 3)
+    )
     state.finish_run(engine, plan_doc["run_id"], "success", summary, metrics.flatten(summary))
     metrics.emit(summary, settings)
+    from docsync import data_docs
+
+    data_docs.build(settings, plan_doc["source"], plan_doc["run_id"])  # GX Data Docs of the run's validations
     return summary
 
 

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DOCUMENT_SUITE = "documents.json"
 CHUNK_SUITE = "chunks.json"
+DocsTarget = tuple[str, str, str]  # (source, run id, batch name) of a run's GX Data Docs page
 
 
 def _substitute(value, ocr_min_confidence: float):  # noqa: ANN001, ANN202
@@ -62,8 +63,11 @@ def _runtime(expectations_dir: str, suite_file: str, ocr_min_confidence: float):
     return context, suite, batch_definition
 
 
-def _validate(rows: list[dict], suite_file: str, settings: Settings, overrides: set[str]) -> dict[str, Failure]:
-    """doc_id -> first failure, for the rows whose document fails an expectation."""
+def _validate(
+    rows: list[dict], suite_file: str, settings: Settings, overrides: set[str], docs: DocsTarget | None = None
+) -> dict[str, Failure]:
+    """doc_id -> first failure, for the rows whose document fails an expectation. With
+    ``docs`` (source, run id, batch name) the result also goes to the run's GX Data Docs."""
     if not rows:
         return {}
     import pandas as pd
@@ -76,6 +80,10 @@ def _validate(rows: list[dict], suite_file: str, settings: Settings, overrides: 
     result = batch.validate(
         suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["doc_id"]}
     )
+    if docs is not None:
+        from docsync import data_docs
+
+        data_docs.record(settings, result, *docs)
     failures: dict[str, Failure] = {}
     for item in result.results:
         if item.success:
@@ -102,9 +110,13 @@ def _validate(rows: list[dict], suite_file: str, settings: Settings, overrides: 
     return failures
 
 
-def validate_documents(rows: list[dict], settings: Settings, overrides: set[str] = frozenset()) -> dict[str, Failure]:
-    return _validate(rows, DOCUMENT_SUITE, settings, set(overrides))
+def validate_documents(
+    rows: list[dict], settings: Settings, overrides: set[str] = frozenset(), docs: DocsTarget | None = None
+) -> dict[str, Failure]:
+    return _validate(rows, DOCUMENT_SUITE, settings, set(overrides), docs)
 
 
-def validate_chunks(rows: list[dict], settings: Settings, overrides: set[str] = frozenset()) -> dict[str, Failure]:
-    return _validate(rows, CHUNK_SUITE, settings, set(overrides))
+def validate_chunks(
+    rows: list[dict], settings: Settings, overrides: set[str] = frozenset(), docs: DocsTarget | None = None
+) -> dict[str, Failure]:
+    return _validate(rows, CHUNK_SUITE, settings, set(overrides), docs)

@@ -1,0 +1,1 @@
+"""docsync benchmarks (not part of the tests): ``python -m bench.run --help``."""

@@ -1,0 +1,46 @@
+"""Stdlib-only helpers for benchmark child processes (also imported from the peer venvs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from contextlib import contextmanager
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DO_NOT_TRACK": "1",
+    "ORT_DISABLE_TELEMETRY": "1",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "SCARF_ANALYTICS": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "ANONYMIZED_TELEMETRY": "False",
+    "OMP_THREAD_LIMIT": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+for _key, _value in OFFLINE_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+
+def cpu_seconds() -> float:
+    """CPU of this process and its finished subprocesses (tesseract runs as one)."""
+    own, subs = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + subs.ru_utime + subs.ru_stime
+
+
+@contextmanager
+def timed(out: dict, prefix: str = ""):
+    """Record wall and CPU seconds of a block into ``out``."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    yield
+    out[f"{prefix}wall_s"] = round(time.perf_counter() - wall, 3)
+    out[f"{prefix}cpu_s"] = round(cpu_seconds() - cpu, 3)
+
+
+def emit(result: dict) -> None:
+    """The child's result: one JSON line on stdout, read by bench.common.run_child."""
+    sys.stdout.write("BENCH-RESULT " + json.dumps(result) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,53 @@
+"""Child: one docsync sync of a share (``python -m bench.docsync_sync --share DIR --home DIR``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from bench.child import emit, timed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--share", required=True)
+    parser.add_argument("--home", required=True, help="DOCSYNC_HOME: state store, staging, embedded Qdrant")
+    parser.add_argument("--profile", help="write cProfile stats (text, top 40 cumulative) here")
+    args = parser.parse_args()
+    os.environ["DOCSYNC_HOME"] = args.home
+    for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH"):
+        os.environ.pop(var, None)
+
+    from docsync.config import load_settings
+    from docsync.embed import EmbeddingCounter
+    from docsync.pipeline import run_sync
+
+    settings = load_settings()
+    result: dict = {}
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    with timed(result):
+        summary = run_sync(settings, args.share)
+    if profiler:
+        import io
+        import pstats
+
+        profiler.disable()
+        buf = io.StringIO()
+        pstats.Stats(profiler, stream=buf).sort_stats("cumulative").print_stats(40)
+        with open(args.profile, "w") as fh:
+            fh.write(buf.getvalue())
+    result["embedded_texts"] = EmbeddingCounter.texts
+    result["embed_calls"] = EmbeddingCounter.calls
+    keys = ("seen", "unchanged", "new", "modified", "deleted", "indexed", "quarantined", "chunks", "chunks_embedded",
+            "ocr_pages", "stage_s", "reconcile")
+    result["summary"] = {k: summary.get(k) for k in keys}
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

