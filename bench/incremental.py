@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bench.common import WORK, bar_chart, report, run_child, table
+from bench.common import RESULTS, WORK, bar_chart, report, run_child, table
 
 TARGET_RATIO = 0.05
 
@@ -36,7 +36,7 @@ def sync_scenarios(n: int, name: str, changed: bool = True, profile: bool = Fals
     root, paths = fresh_share(n, name)
     home = root / "home"
     runs = [docsync_run(root / "share", home, f"{name}-initial")]
-    prof = WORK / "results-profile-nochange.txt" if profile else None
+    prof = RESULTS / f"{name}-nochange-profile.txt" if profile else None
     runs.append(docsync_run(root / "share", home, f"{name}-nochange", profile=prof))
     if prof:
         runs[-1]["profile"] = str(prof)
@@ -49,7 +49,10 @@ def sync_scenarios(n: int, name: str, changed: bool = True, profile: bool = Fals
 
 
 def main(args) -> None:  # noqa: ANN001
-    runs = sync_scenarios(args.docs, f"incremental-{args.docs}", profile=args.profile)
+    render(args.docs, sync_scenarios(args.docs, f"incremental-{args.docs}", profile=args.profile), args.profile)
+
+
+def render(n: int, runs: list[dict], profile: bool = False) -> None:
     base = runs[0]["wall_s"]
     base_cpu = runs[0]["cpu_s"]
     rows = [
@@ -62,17 +65,17 @@ def main(args) -> None:  # noqa: ANN001
     body = table(["scenario", "wall s", "CPU s", "wall vs initial", "CPU vs initial", "texts embedded",
                   "peak RSS MiB"], rows)
     body += (
-        f"\n\n{args.docs:,} documents. Target: no-change re-sync < {TARGET_RATIO:.0%} of the initial load and "
+        f"\n\n{n:,} documents. Target: no-change re-sync < {TARGET_RATIO:.0%} of the initial load and "
         f"zero embeddings: **{'met' if met else 'NOT met'}** ({nochange['wall_s'] / base:.2%} of the wall time, "
         f"{nochange['cpu_s'] / base_cpu:.2%} of the CPU time, "
         f"{nochange['embedded_texts']} texts embedded)."
     )
-    if args.profile:
+    if profile:
         body += f"\n\nProfile of the no-change run: `{nochange.get('profile')}`."
-    report(f"incremental-{args.docs}", f"Incremental sync, {args.docs:,} documents", body, {"runs": runs})
+    report(f"incremental-{n}", f"Incremental sync, {n:,} documents", body, {"runs": runs})
     bar_chart(
-        f"incremental-{args.docs}",
-        f"docsync incremental sync, {args.docs:,} documents",
+        f"incremental-{n}",
+        f"docsync incremental sync, {n:,} documents",
         [r["scenario"] for r in runs],
         {"wall s": [r["wall_s"] for r in runs]},
         "seconds (log)",

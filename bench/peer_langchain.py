@@ -70,9 +70,8 @@ def main() -> None:
         manager = SQLRecordManager("qdrant/bench", db_url=f"sqlite:///{work / 'records.db'}")
         manager.create_schema()
         chunks = splitter.split_documents(load_documents(Path(args.share)))
-        outcome = index(
-            chunks, manager, store, cleanup="incremental", source_id_key="source", batch_size=100, key_encoder="sha256"
-        )
+        # Default key encoder (SHA-1 based UUIDs): Qdrant accepts only UUID or integer point IDs.
+        outcome = index(chunks, manager, store, cleanup="incremental", source_id_key="source", batch_size=100)
         client.close()
     result["embedded_texts"] = embeddings.texts
     result["summary"] = dict(outcome) | {"chunks": len(chunks)}

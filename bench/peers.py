@@ -46,8 +46,8 @@ def ensure_venv(name: str) -> Path:
     pin = VENVS / "torch-pin.txt"
     VENVS.mkdir(parents=True, exist_ok=True)
     pin.write_text("torch==2.13.0\n")
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
+    steps = [] if python.exists() else [[sys.executable, "-m", "venv", str(venv)]]
+    steps += [
         [str(python), "-m", "pip", "install", "-q", "torch==2.13.0"],
         [str(python), "-m", "pip", "install", "-q", "-c", str(pin), *PEERS[name]],
     ]

@@ -26,11 +26,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     parser.add_argument("--docs", type=int, default=1000, help="incremental: share size (default 1000)")
-    parser.add_argument("--profile", action="store_true", help="incremental: cProfile the no-change re-sync")
+    parser.add_argument("--profile", action="store_true", help="incremental/scale: cProfile the no-change re-sync")
     parser.add_argument("--e2e-docs", type=int, default=200, help="stages: mixed corpus size (default 200)")
     parser.add_argument("--peer-docs", type=int, default=1000, help="peers: share size (default 1000)")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000],
                         help="scale: comma-separated share sizes (default 1000,10000)")
+    parser.add_argument("--replicate-from", type=int, default=0, metavar="N",
+                        help="scale: build sizes above N by replicating the synced N-document share (bench/replicate.py)")
     parser.add_argument("--fresh", action="store_true", help="scale/peers: re-measure what incremental already measured")
     parser.add_argument("--pages", type=int, default=1000, help="memory: PDF pages (default 1000)")
     args = parser.parse_args(argv)

@@ -1,29 +1,57 @@
 """Scale curve: initial load and no-change re-sync at several share sizes (small documents).
-A size already measured by ``incremental`` (bench/results/incremental-N.json) is reused."""
+
+A size already measured by ``incremental`` (bench/results/incremental-N.json) is reused.
+With ``--replicate-from N``, sizes above N are built by replicating the synced N-document
+share and state (bench/replicate.py): the no-change re-sync is measured for real at that
+size, the initial load is extrapolated linearly from N (and marked so)."""
 
 from __future__ import annotations
 
 import json
 
-from bench.common import RESULTS, bar_chart, report, table
-from bench.incremental import sync_scenarios
+from bench.common import RESULTS, WORK, bar_chart, report, table
+from bench.incremental import docsync_run, sync_scenarios
+
+
+def measured(n: int, fresh: bool) -> list[dict]:
+    previous = RESULTS / f"incremental-{n}.json"
+    if previous.exists() and not fresh:
+        return json.loads(previous.read_text())["runs"][:2]
+    return sync_scenarios(n, f"scale-{n}", changed=False)
+
+
+def replicated(n: int, base: int, base_runs: list[dict], profile: bool) -> list[dict]:
+    from bench.replicate import replicate
+
+    src = WORK / f"incremental-{base}"
+    if not (src / "home" / "state.db").exists():
+        src = WORK / f"scale-{base}"
+    root = WORK / f"scale-{n}-replicated"
+    replicate(src / "share", src / "home", root / "share", root / "home", n // base)
+    prof = RESULTS / f"scale-{n}-nochange-profile.txt" if profile else None
+    again = docsync_run(root / "share", root / "home", f"scale-{n}-nochange", profile=prof)
+    factor = n / base
+    initial = {k: base_runs[0][k] * factor for k in ("wall_s", "cpu_s")} | {
+        "peak_rss_mib": base_runs[0]["peak_rss_mib"], "extrapolated_from": base}
+    return [initial, again]
 
 
 def main(args) -> None:  # noqa: ANN001
     rows, data = [], {}
+    base = args.replicate_from
     for n in args.sizes:
-        previous = RESULTS / f"incremental-{n}.json"
-        if previous.exists() and not args.fresh:
-            runs = json.loads(previous.read_text())["runs"][:2]
+        if base and n > base:
+            runs = replicated(n, base, data.get(base) or measured(base, args.fresh), args.profile)
         else:
-            runs = sync_scenarios(n, f"scale-{n}", changed=False)
+            runs = measured(n, args.fresh)
         initial, again = runs
         data[n] = runs
-        rows.append([n, initial["wall_s"], n / initial["wall_s"], initial["peak_rss_mib"], again["wall_s"],
-                     again["wall_s"] / initial["wall_s"], again["embedded_texts"], again["peak_rss_mib"]])
-    body = table(["documents", "initial s", "docs/s", "initial RSS MiB", "no-change s", "vs initial",
-                  "texts embedded", "no-change RSS MiB"], rows)
-    report("scale", "Scale curve", body, data)
-    labels = [f"{n:,}" for n in data]
-    bar_chart("scale", "Initial load vs no-change re-sync", labels,
+        note = f" (extrapolated from {base:,})" if "extrapolated_from" in initial else ""
+        rows.append([f"{n:,}{note}", initial["wall_s"], initial["cpu_s"], n / initial["wall_s"], again["wall_s"],
+                     again["cpu_s"], again["wall_s"] / initial["wall_s"], again["embedded_texts"],
+                     again["peak_rss_mib"]])
+    body = table(["documents", "initial s", "initial CPU s", "docs/s", "no-change s", "no-change CPU s",
+                  "no-change vs initial", "texts embedded", "no-change RSS MiB"], rows)
+    report("scale", "Scale curve", body, {str(k): v for k, v in data.items()})
+    bar_chart("scale", "Initial load vs no-change re-sync", [f"{n:,}" for n in data],
               {"initial": [r[1] for r in rows], "no change": [r[4] for r in rows]}, "seconds (log)", log=True)

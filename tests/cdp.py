@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -36,10 +37,22 @@ class Browser:
         port_file = user_data_dir / "DevToolsActivePort"
         port_file.unlink(missing_ok=True)
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
+        home = user_data_dir.parent  # crash reports and caches stay in the test's directory
+        env = dict(os.environ, XDG_CONFIG_HOME=str(home / "xdg-config"), XDG_CACHE_HOME=str(home / "xdg-cache"))
         self.proc = subprocess.Popen(
             [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log, stderr=subprocess.STDOUT, env=env,
         )
+        try:
+            self.ws = self._connect(port_file, log_path)
+        except BaseException:
+            self._stop()
+            raise
+        self._id = 0
+        self.send("Page.enable")
+        self.send("Runtime.enable")
+
+    def _connect(self, port_file: Path, log_path: Path):  # noqa: ANN202
         deadline = time.monotonic() + 30
         while not port_file.exists() or not port_file.read_text().strip():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -48,10 +61,7 @@ class Browser:
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
             page = next(t for t in json.load(response) if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=10)
-        self._id = 0
-        self.send("Page.enable")
-        self.send("Runtime.enable")
+        return connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=10)
 
     def send(self, method: str, **params: object) -> dict:
         self._id += 1
@@ -104,10 +114,13 @@ class Browser:
         try:
             self.ws.close()
         finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self._log.close()
+            self._stop()
+
+    def _stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()

@@ -56,6 +56,19 @@ def _redis_up() -> bool:
         return False
 
 
+def _drop_redis_keys(prefix: str) -> None:
+    """The broker keys of this test (all under its global key prefix)."""
+    import redis
+
+    client = redis.Redis(host=REDIS[0], port=REDIS[1], socket_timeout=10)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 class Services:
     """Airflow components as subprocesses, each in its own process group and log file."""
 
@@ -80,7 +93,7 @@ class Services:
         except subprocess.TimeoutExpired:
             _signal_group(proc, signal.SIGKILL)
             proc.wait(10)
-            raise AssertionError(f"airflow {' '.join(args)} took longer than {timeout_s} s:\n{self.log(name)[-4000:]}")
+            raise AssertionError(f"airflow {' '.join(args)} took longer than {timeout_s} s:\n{self.log(name)[-4000:]}") from None
         assert code == 0, f"airflow {' '.join(args)} failed ({code}):\n{self.log(name)[-4000:]}"
 
     def check(self) -> None:
@@ -296,7 +309,9 @@ def test_celery_executor_two_workers_matches_embedded_run(demo_corpus, tmp_path,
         print(services.diagnostics(tmp_path / "airflow"))
         reference.join(120)
         raise
-    services.stop()
+    finally:
+        services.stop()
+        _drop_redis_keys(f"{queue}:")
 
     celery_points = _points(tmp_path / "docsync" / "qdrant")
     expected = {p for p, f in manifest["files"].items() if f["expect"] == "indexed"}

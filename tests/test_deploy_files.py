@@ -191,7 +191,7 @@ def test_metrics_pipeline_names_match_the_dashboard():
         for rule in rules:
             match = re.fullmatch(rule["match"], statsd_name)
             if match:
-                expand = lambda s: re.sub(r"\$(\d)", lambda m: match.group(int(m.group(1))), s)  # noqa: E731
+                expand = lambda s, hit=match: re.sub(r"\$(\d)", lambda g: hit.group(int(g.group(1))), s)  # noqa: E731
                 return expand(rule["name"]), {k: expand(v) for k, v in rule.get("labels", {}).items()}
         return statsd_name.replace(".", "_"), {}
 

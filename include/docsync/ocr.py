@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -17,11 +18,16 @@ apply_offline_env()  # OMP_THREAD_LIMIT=1 must be set before tesseract runs
 _SPLIT_AT = re.compile(r"(?<=\w) ?@ ?(?=\w)")
 
 
+class OcrTimeout(TimeoutError):
+    """The document's OCR did not finish before its deadline (DOCSYNC_DOC_TIMEOUT_S)."""
+
+
 @dataclass(frozen=True)
 class OcrPage:
     page: int
     text: str
     confidence: float  # mean word confidence 0-100; 0 when nothing was read
+    words: int = 0  # words read (a blank page has none: its confidence says nothing)
 
 
 def ocr_image(image, page: int, lang: str = "eng", timeout: float = 120) -> OcrPage:  # noqa: ANN001
@@ -44,19 +50,49 @@ def ocr_image(image, page: int, lang: str = "eng", timeout: float = 120) -> OcrP
         paragraphs.setdefault((block, par), []).append(" ".join(words))
     text = _SPLIT_AT.sub("@", "\n\n".join("\n".join(p) for p in paragraphs.values()))
     confidence = sum(confidences) / len(confidences) if confidences else 0.0
-    return OcrPage(page=page, text=text, confidence=round(confidence, 1))
+    return OcrPage(page=page, text=text, confidence=round(confidence, 1), words=len(confidences))
 
 
 def ocr_images(
-    images: Iterable[tuple[int, object]], lang: str = "eng", workers: int | None = None, timeout: float = 120
+    images: Iterable[tuple[int, object]],
+    lang: str = "eng",
+    workers: int | None = None,
+    timeout: float = 120,
+    deadline: float | None = None,
 ) -> Iterator[OcrPage]:
-    """OCR (page, image) pairs in parallel, in page order, with a bounded number in flight."""
+    """OCR (page, image) pairs in parallel, in page order, with a bounded number in flight.
+
+    ``deadline`` (a ``time.monotonic()`` value) bounds the whole document: each tesseract
+    run gets only the time left (pytesseract kills it then) and :class:`OcrTimeout` is
+    raised once it has passed. On any early exit the queued pages are cancelled and this
+    returns without waiting for running tesseract processes (they end by their timeout).
+    """
     workers = workers or max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+
+    def budget() -> float:
+        if deadline is None:
+            return timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise OcrTimeout("OCR did not finish before the document deadline")
+        return min(timeout, max(left, 1.0))
+
+    def result(future) -> OcrPage:  # noqa: ANN001
+        try:
+            return future.result()
+        except RuntimeError as exc:  # pytesseract: "Tesseract process timeout"
+            if deadline is not None and "timeout" in str(exc).lower() and time.monotonic() >= deadline - 1:
+                raise OcrTimeout("OCR did not finish before the document deadline") from exc
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         pending = []
         for page, image in images:
-            pending.append(pool.submit(ocr_image, image, page, lang, timeout))
+            pending.append(pool.submit(ocr_image, image, page, lang, budget()))
             if len(pending) >= workers * 2:  # keep rendered pages in memory bounded
-                yield pending.pop(0).result()
+                yield result(pending.pop(0))
         for future in pending:
-            yield future.result()
+            yield result(future)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

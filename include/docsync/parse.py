@@ -4,6 +4,7 @@ for digital formats, tesseract for scanned PDF pages and images (decided page by
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -173,6 +174,8 @@ def _partition(data: bytes, path: str, mime: str) -> ParsedDocument:
             elements = partition_text(text=text, languages=["eng"])
         else:
             elements = partition(file=io.BytesIO(data), content_type=content_type, strategy="fast", languages=["eng"])
+    except TimeoutError:  # the document deadline (pipeline.deadline), not a broken file
+        raise
     except Exception as exc:  # unstructured raises many types for broken files
         raise _fail("parse", f"could not parse {path} as {mime}: the file looks corrupt", exc) from exc
     blocks = _elements_to_blocks(elements)
@@ -195,9 +198,76 @@ def _open_pdf(data: bytes, path: str):  # noqa: ANN202
         raise _fail("parse", f"corrupt PDF {path}: cannot be opened; re-export or replace it", exc) from exc
 
 
-def _parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
-    from docsync.ocr import ocr_images
+PDF_WINDOW = 100  # digital pages handed to unstructured at a time (bounds memory on huge PDFs)
 
+
+def _deadline(settings: Settings) -> float | None:
+    return time.monotonic() + settings.doc_timeout_s if settings.doc_timeout_s > 0 else None
+
+
+def _timeout(path: str, settings: Settings, exc: BaseException | None = None) -> ParseError:
+    return _fail(
+        "timeout",
+        f"{path}: parsing/OCR took longer than {settings.doc_timeout_s} s (DOCSYNC_DOC_TIMEOUT_S); "
+        "split the document or raise the limit",
+        exc,
+    )
+
+
+def _check(deadline: float | None, path: str, settings: Settings) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise _timeout(path, settings)
+
+
+def ocr_confidence(pages: dict, scope: str) -> float | None:
+    """The document's OCR confidence from its pages' :class:`~docsync.ocr.OcrPage`:
+    ``page`` scope = the lowest page (one unreadable page fails the document),
+    ``document`` scope = mean over all words read. Blank pages (no words) do not count."""
+    if not pages:
+        return None
+    read = [p for p in pages.values() if p.words]
+    if not read:
+        return 0.0
+    if scope == "document":
+        return round(sum(p.confidence * p.words for p in read) / sum(p.words for p in read), 1)
+    return min(p.confidence for p in read)
+
+
+def _digital_blocks(pdf, numbers: list[int], path: str, settings: Settings, deadline: float | None) -> list[Block]:  # noqa: ANN001
+    """Blocks of the digital pages, ``PDF_WINDOW`` pages at a time (a 1,000-page PDF is
+    never partitioned in one go), with the original page numbers."""
+    import pypdfium2 as pdfium
+    from unstructured.partition.pdf import partition_pdf
+
+    blocks: list[Block] = []
+    for start in range(0, len(numbers), PDF_WINDOW):
+        _check(deadline, path, settings)
+        window = numbers[start : start + PDF_WINDOW]
+        part = pdfium.PdfDocument.new()
+        try:
+            part.import_pages(pdf, [n - 1 for n in window])
+            buffer = io.BytesIO()
+            part.save(buffer)
+        finally:
+            part.close()
+        buffer.seek(0)
+        try:
+            elements = partition_pdf(file=buffer, strategy="fast", languages=["eng"])
+        except TimeoutError:
+            raise
+        except Exception as exc:
+            raise _fail("parse", f"could not extract text from PDF {path}: the file looks corrupt", exc) from exc
+        for block in _elements_to_blocks(elements):
+            block.page = window[min(max((block.page or 1) - 1, 0), len(window) - 1)]
+            blocks.append(block)
+        del elements, buffer
+    return blocks
+
+
+def _parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
+    from docsync.ocr import OcrTimeout, ocr_images
+
+    deadline = _deadline(settings)
     pdf = _open_pdf(data, path)
     try:
         n_pages = len(pdf)
@@ -205,38 +275,43 @@ def _parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
             raise _fail("parse", f"PDF {path} has no pages")
         scanned: list[int] = []
         for index in range(n_pages):
+            if index % 50 == 0:
+                _check(deadline, path, settings)
             page = pdf[index]
-            text = page.get_textpage().get_text_bounded() or ""
+            textpage = page.get_textpage()
+            text = textpage.get_text_bounded() or ""
+            textpage.close()
+            page.close()
             if len(text.strip()) < settings.ocr_min_page_chars:
                 scanned.append(index + 1)
-            page.close()
-        blocks: list[Block] = []
-        if len(scanned) < n_pages:
-            try:
-                from unstructured.partition.pdf import partition_pdf
-
-                elements = partition_pdf(file=io.BytesIO(data), strategy="fast", languages=["eng"])
-            except Exception as exc:
-                raise _fail("parse", f"could not extract text from PDF {path}: the file looks corrupt", exc) from exc
-            blocks = [b for b in _elements_to_blocks(elements) if b.page not in scanned]
-        page_conf: dict[int, float] = {}
+        scanned_set = set(scanned)
+        digital = [n for n in range(1, n_pages + 1) if n not in scanned_set]
+        blocks = _digital_blocks(pdf, digital, path, settings, deadline) if digital else []
+        pages: dict = {}
         if scanned:
             scale = settings.ocr_dpi / 72
 
             def render():
                 for number in scanned:
                     page = pdf[number - 1]
-                    image = page.render(scale=scale, grayscale=True).to_pil()
+                    bitmap = page.render(scale=scale, grayscale=True)
+                    image = bitmap.to_pil()
+                    bitmap.close()
                     page.close()
                     yield number, image
 
             try:
-                for result in ocr_images(render(), lang=settings.ocr_lang, timeout=settings.doc_timeout_s):
-                    page_conf[result.page] = result.confidence
+                ocr = ocr_images(render(), lang=settings.ocr_lang, timeout=settings.doc_timeout_s, deadline=deadline)
+                for result in ocr:
+                    pages[result.page] = result
                     if result.text.strip():
                         blocks.append(Block(text=result.text, page=result.page, kind="text", ocr=True))
             except ParseError:
                 raise
+            except OcrTimeout as exc:
+                raise _timeout(path, settings, exc) from exc
+            except TimeoutError:
+                raise  # the pipeline's own deadline
             except Exception as exc:
                 raise _fail("ocr", f"OCR failed on PDF {path}", exc) from exc
             blocks.sort(key=lambda b: b.page or 0)
@@ -245,8 +320,8 @@ def _parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
             blocks=blocks,
             pages=n_pages,
             ocr_pages=len(scanned),
-            ocr_confidence=min(page_conf.values()) if page_conf else None,
-            page_confidence=page_conf,
+            ocr_confidence=ocr_confidence(pages, settings.ocr_confidence_scope),
+            page_confidence={n: p.confidence for n, p in pages.items()},
         )
     finally:
         pdf.close()
@@ -255,19 +330,24 @@ def _parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
 def _parse_image(data: bytes, path: str, mime: str, settings: Settings) -> ParsedDocument:
     from PIL import Image, ImageSequence
 
-    from docsync.ocr import ocr_images
+    from docsync.ocr import OcrTimeout, ocr_images
 
+    deadline = _deadline(settings)
     try:
         image = Image.open(io.BytesIO(data))
         frames = [(i + 1, f.convert("L")) for i, f in enumerate(ImageSequence.Iterator(image))]
     except Exception as exc:
         raise _fail("parse", f"corrupt image {path}: cannot be decoded", exc) from exc
-    blocks, page_conf = [], {}
+    blocks, pages = [], {}
     try:
-        for result in ocr_images(frames, lang=settings.ocr_lang, timeout=settings.doc_timeout_s):
-            page_conf[result.page] = result.confidence
+        for result in ocr_images(frames, lang=settings.ocr_lang, timeout=settings.doc_timeout_s, deadline=deadline):
+            pages[result.page] = result
             if result.text.strip():
                 blocks.append(Block(text=result.text, page=result.page, ocr=True))
+    except OcrTimeout as exc:
+        raise _timeout(path, settings, exc) from exc
+    except TimeoutError:
+        raise
     except Exception as exc:
         raise _fail("ocr", f"OCR failed on image {path}", exc) from exc
     return ParsedDocument(
@@ -275,6 +355,6 @@ def _parse_image(data: bytes, path: str, mime: str, settings: Settings) -> Parse
         blocks=blocks,
         pages=len(frames),
         ocr_pages=len(frames),
-        ocr_confidence=min(page_conf.values()) if page_conf else None,
-        page_confidence=page_conf,
+        ocr_confidence=ocr_confidence(pages, settings.ocr_confidence_scope),
+        page_confidence={n: p.confidence for n, p in pages.items()},
     )

@@ -50,7 +50,7 @@ class MassDeletionBlocked(RuntimeError):
     """Too many documents would be deleted at once: refuse and change nothing."""
 
 
-class DocumentTimeout(Exception):
+class DocumentTimeout(TimeoutError):
     pass
 
 

@@ -40,6 +40,7 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float | Non
     parts.append(f'<text x="{LEFT}" y="{HEIGHT - 6}" class="axis">{escape(labels[0])}</text>')
     if len(labels) > 1:
         parts.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 6}" text-anchor="end" class="axis">{escape(labels[-1])}</text>')
+    lx = LEFT  # legend row under the title
     for n, (name, points) in enumerate(series.items()):
         color = COLORS[n % len(COLORS)]
         coords = [xy(i, v) for i, v in enumerate(points) if v is not None]
@@ -49,8 +50,8 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float | Non
         for (x, y), v in zip(coords, [v for v in points if v is not None]):
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"><title>{escape(name)}: '
                          f'{escape(_fmt(v))}{escape(unit)}</title></circle>')
-        lx = LEFT + n * 120  # legend row under the title
         parts.append(f'<rect x="{lx}" y="21" width="10" height="10" fill="{color}"/>'
                      f'<text x="{lx + 14}" y="30" class="legend">{escape(name)}</text>')
+        lx += 30 + 7 * len(name)
     parts.append("</svg>")
     return "".join(parts)

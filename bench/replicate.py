@@ -1,0 +1,79 @@
+"""A large synced state without paying for a large initial load: copies of a synced share.
+
+:func:`replicate` copies a share ``copies`` times (``c000/``, ``c001/``, ... keeping mtimes
+and modes) together with the state-store rows and Qdrant points of its docsync home,
+rewritten for each copy's paths, document IDs, point IDs and ACL fingerprints. That is exactly what an
+initial load of the copies would have stored (same rows, same vectors), so a re-sync
+measures the real no-change path at that scale."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import sqlalchemy as sa
+
+SOURCE = "fileshare"
+
+
+def _copy_share(src: Path, dst: Path, copies: int) -> None:
+    shutil.rmtree(dst, ignore_errors=True)
+    for k in range(copies):
+        shutil.copytree(src, dst / f"c{k:03d}")  # copy2: mtime and mode kept, so size/mtime/ACL match
+
+
+def replicate(src_share: Path, src_home: Path, dst_share: Path, dst_home: Path, copies: int) -> int:
+    """Build the replicated share and home; returns the number of documents."""
+    from qdrant_client import QdrantClient
+
+    from docsync import index, state
+    from docsync.chunk import point_id
+    from docsync.pipeline import new_doc_id
+
+    from docsync.config import load_settings
+    from docsync.sources import open_source
+
+    _copy_share(src_share, dst_share, copies)
+    # ACL fingerprints include the sidecar's ctime, which a copy cannot keep: take the copies' own.
+    fingerprints = {e.path: e.acl_fingerprint for e in open_source(load_settings(), str(dst_share)).list()}
+    shutil.rmtree(dst_home, ignore_errors=True)
+    src = sa.create_engine(f"sqlite:///{src_home / 'state.db'}")
+    with src.connect() as conn:
+        docs = [dict(r) for r in conn.execute(sa.select(state.documents).where(state.documents.c.source == SOURCE)).mappings()]
+        chunks = [dict(r) for r in conn.execute(sa.select(state.chunks).order_by(state.chunks.c.chunk_index)).mappings()]
+    src.dispose()
+    reader = QdrantClient(path=str(src_home / "qdrant"))
+    collection = f"docsync_{SOURCE}"
+    points, offset = {}, None
+    while True:
+        records, offset = reader.scroll(collection, limit=1000, offset=offset, with_payload=True, with_vectors=True)
+        points.update((str(r.id), r) for r in records)
+        if offset is None:
+            break
+    reader.close()
+
+    engine = state.get_engine(f"sqlite:///{dst_home / 'state.db'}")
+    writer = QdrantClient(path=str(dst_home / "qdrant"))
+    index.ensure_collection(writer, collection, True)
+    by_doc: dict[str, list[dict]] = {}
+    for c in chunks:
+        by_doc.setdefault(c["doc_id"], []).append(c)
+    for k in range(copies):
+        doc_rows, chunk_rows, new_points = [], [], []
+        for doc in docs:
+            path = f"c{k:03d}/{doc['path']}"
+            doc_id = new_doc_id(SOURCE, path, set())
+            doc_rows.append(doc | {"doc_id": doc_id, "path": path, "acl_fingerprint": fingerprints[path]})
+            seen: dict[str, int] = {}
+            for c in by_doc.get(doc["doc_id"], []):
+                pid = point_id(doc_id, c["text_hash"], seen.get(c["text_hash"], 0))
+                seen[c["text_hash"]] = seen.get(c["text_hash"], 0) + 1
+                chunk_rows.append(c | {"point_id": pid, "doc_id": doc_id})
+                old = points[c["point_id"]]
+                new_points.append((pid, list(old.vector), old.payload | {"doc_id": doc_id, "path": path}))
+        with engine.begin() as conn:
+            conn.execute(sa.insert(state.documents), doc_rows)
+            conn.execute(sa.insert(state.chunks), chunk_rows)
+        index.upsert(writer, collection, new_points)
+    writer.close()
+    return len(docs) * copies
