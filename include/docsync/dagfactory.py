@@ -55,46 +55,51 @@ def build_sync_dag(
         doc_md=doc_md,
     )
     def sync_dag():
+        def settings_for_run():  # noqa: ANN202 - runs inside a task, never at parse time
+            from docsync.config import load_settings
+
+            return load_settings().with_overrides(source_name=source_name, source_kind=source_kind)
+
         @task
         def plan(params: dict | None = None, run_id: str | None = None) -> list[str]:
             """Stage the run's batches; returns their references (mapped over below)."""
-            from docsync.config import load_settings
             from docsync.pipeline import plan as plan_run
 
-            settings = load_settings().with_overrides(source_name=source_name, source_kind=source_kind)
+            settings = settings_for_run()
             return plan_run(settings, run_id, (params or {}).get("root") or None)["batches"]
 
         @task(pool=process_pool())  # caps concurrent OCR + embedding across all workers
         def process(batch_ref: str) -> str:
-            from docsync.config import load_settings
             from docsync.pipeline import process_batch
 
-            return process_batch(load_settings().with_overrides(source_name=source_name, source_kind=source_kind), batch_ref)
+            return process_batch(settings_for_run(), batch_ref)
 
         # Embedded Qdrant takes one writer: index tasks run one at a time.
         @task(max_active_tis_per_dag=1)
         def index(result_ref: str) -> dict:
-            from docsync.config import load_settings
             from docsync.pipeline import index_batch
 
-            return index_batch(load_settings().with_overrides(source_name=source_name, source_kind=source_kind), result_ref)
+            return index_batch(settings_for_run(), result_ref)
 
         @task(trigger_rule="none_failed", outlets=[asset])
         def finalize(index_results=None, run_id: str | None = None) -> dict:  # noqa: ANN001
-            from docsync.config import load_settings
             from docsync.pipeline import finalize as finalize_run
             from docsync.storage import plan_ref
 
-            settings = load_settings().with_overrides(source_name=source_name, source_kind=source_kind)
+            settings = settings_for_run()
             results = [r for r in (index_results or []) if r]
             return finalize_run(settings, plan_ref(settings, source_name, run_id), results)
 
         @task(trigger_rule="none_failed")
-        def reconcile(summary: dict) -> dict:
-            from docsync.config import load_settings
+        def reconcile(summary: dict, run_id: str | None = None) -> dict:
+            """Repair drift, then drop the run's staged files (a failed run keeps them for retries)."""
             from docsync.pipeline import reconcile as reconcile_run
+            from docsync.storage import cleanup_run
 
-            return reconcile_run(load_settings().with_overrides(source_name=source_name, source_kind=source_kind), summary["source"])
+            settings = settings_for_run()
+            report = reconcile_run(settings, summary["source"])
+            cleanup_run(settings, source_name, run_id)
+            return report
 
         # all_done: also runs when the sync failed, which is when freshness matters. It is a
         # leaf next to reconcile, so a failed sync still fails the DAG run.
@@ -102,11 +107,10 @@ def build_sync_dag(
         def freshness_check() -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from docsync.config import load_settings
             from docsync.metrics import FreshnessSLOBreached, check_freshness
 
             try:
-                return check_freshness(load_settings().with_overrides(source_name=source_name, source_kind=source_kind), source_name)
+                return check_freshness(settings_for_run(), source_name)
             except FreshnessSLOBreached as exc:
                 raise AirflowFailException(str(exc)) from exc
 
