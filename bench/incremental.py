@@ -77,7 +77,7 @@ def render(n: int, runs: list[dict], profile: bool = False) -> None:
         f"incremental-{n}",
         f"docsync incremental sync, {n:,} documents",
         [r["scenario"] for r in runs],
-        {"wall s": [r["wall_s"] for r in runs]},
+        {"wall s": [r["wall_s"] for r in runs], "CPU s": [r["cpu_s"] for r in runs]},
         "seconds (log)",
         log=True,
     )

@@ -254,7 +254,7 @@ def table(rows: list[dict], scanned: bool = False) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--limit", type=int, default=0, help="text mode: first N records of a covering sample (0 = all)")
+    parser.add_argument("--limit", type=int, default=0, help="text mode: N records of a covering sample (0 = all)")
     parser.add_argument("--scanned", type=int, default=60, help="records rendered as scanned PDFs (0 = skip)")
     parser.add_argument("--skew", type=float, default=0.0, help="rotate scans by this many degrees")
     parser.add_argument("--json", type=Path, help="also write the figures here")

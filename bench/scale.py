@@ -1,7 +1,7 @@
 """Scale curve: initial load and no-change re-sync at several share sizes (small documents).
 
 A size already measured by ``incremental`` (bench/results/incremental-N.json) is reused.
-With ``--replicate-from N``, sizes above N are built by replicating the synced N-document
+With ``--replicate-from N``, other sizes above N are built by replicating the synced N-document
 share and state (bench/replicate.py): the no-change re-sync is measured for real at that
 size, the initial load is extrapolated linearly from N (and marked so)."""
 
@@ -13,11 +13,9 @@ from bench.common import RESULTS, WORK, bar_chart, report, table
 from bench.incremental import docsync_run, sync_scenarios
 
 
-def measured(n: int, fresh: bool) -> list[dict]:
-    previous = RESULTS / f"incremental-{n}.json"
-    if previous.exists() and not fresh:
-        return json.loads(previous.read_text())["runs"][:2]
-    return sync_scenarios(n, f"scale-{n}", changed=False)
+def previous(n: int, fresh: bool) -> list[dict] | None:
+    path = RESULTS / f"incremental-{n}.json"
+    return None if fresh or not path.exists() else json.loads(path.read_text())["runs"][:2]
 
 
 def replicated(n: int, base: int, base_runs: list[dict], profile: bool) -> list[dict]:
@@ -27,7 +25,10 @@ def replicated(n: int, base: int, base_runs: list[dict], profile: bool) -> list[
     if not (src / "home" / "state.db").exists():
         src = WORK / f"scale-{base}"
     root = WORK / f"scale-{n}-replicated"
-    replicate(src / "share", src / "home", root / "share", root / "home", n // base)
+    stamp = root / "replicated-from"
+    if not stamp.exists() or stamp.read_text() != str(src):  # a no-change re-sync leaves it as it was
+        replicate(src / "share", src / "home", root / "share", root / "home", n // base)
+        stamp.write_text(str(src))
     prof = RESULTS / f"scale-{n}-nochange-profile.txt" if profile else None
     again = docsync_run(root / "share", root / "home", f"scale-{n}-nochange", profile=prof)
     factor = n / base
@@ -40,10 +41,11 @@ def main(args) -> None:  # noqa: ANN001
     rows, data = [], {}
     base = args.replicate_from
     for n in args.sizes:
-        if base and n > base:
-            runs = replicated(n, base, data.get(base) or measured(base, args.fresh), args.profile)
-        else:
-            runs = measured(n, args.fresh)
+        runs = previous(n, args.fresh)
+        if runs is None and base and n > base:
+            runs = replicated(n, base, data.get(base) or previous(base, False), args.profile)
+        elif runs is None:
+            runs = sync_scenarios(n, f"scale-{n}", changed=False)
         initial, again = runs
         data[n] = runs
         note = f" (extrapolated from {base:,})" if "extrapolated_from" in initial else ""

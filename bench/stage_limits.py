@@ -18,8 +18,8 @@ def embed(count: int) -> dict:
     from docsync.embed import get_model
 
     rng = random.Random("embed")
-    words = " ".join(dc._share_doc(rng, i, ".txt") for i in range(count // 2 + 50)).split()
-    texts = [" ".join(words[i * 120 : (i + 1) * 120]) for i in range(count)]
+    words = " ".join(dc._share_doc(rng, i, ".txt") for i in range(count + 50)).split()
+    texts = [" ".join(words[i * 135 : (i + 1) * 135]) for i in range(count)]
     model = get_model()
     model.encode(texts[:32], batch_size=32)  # warm-up
     result = {"items": count, "mean_tokens": round(sum(count_tokens(t) for t in texts) / count, 1)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from bench.common import WORK, bar_chart, report, run_child, table
+from bench.common import RESULTS, WORK, bar_chart, report, run_child, table
 from bench.corpus import DEFAULT_MIX, generate_mixed
 from bench.incremental import docsync_run
 
@@ -32,6 +32,9 @@ def main(args) -> None:  # noqa: ANN001
     shutil.rmtree(root, ignore_errors=True)
     kinds = generate_mixed(root / "share", n)
     e2e = docsync_run(root / "share", root / "home", f"e2e-{n}")
+    # A second, profiled load of the same corpus (fresh home): where docsync's CPU time goes.
+    profiled = docsync_run(root / "share", root / "home-profiled", f"e2e-{n}-profiled",
+                           profile=RESULTS / f"e2e-{n}-profile.txt")
     s = e2e["summary"]
     work = {"embed": s["chunks_embedded"], "ocr": s["ocr_pages"], "qdrant": s["chunks"]}
     # Seconds each stage alone would need for this corpus, at its raw rate (wall and CPU).
@@ -60,7 +63,11 @@ def main(args) -> None:  # noqa: ANN001
         f"{sum(need_cpu.values()):.1f} CPU s. docsync's own stage times (s, summed over batches): "
         f"{s.get('stage_s')}. Peak RSS {e2e['peak_rss_mib']:.0f} MiB."
     )
-    report("stages", "Stage limits and end-to-end throughput", body, {"limits": limits, "e2e": e2e, "need_s": need,
-                                                                      "need_cpu_s": need_cpu})
+    parts = profiled.get("breakdown_s", {})
+    body += "\n\nWhere docsync's CPU time goes (profiled run, cProfile CPU time; profiler overhead included):\n\n"
+    body += table(["part", "CPU s", "share"], [[k, v, f"{v / profiled['cpu_s']:.0%}"] for k, v in parts.items()]
+                  + [["total (process and subprocesses)", profiled["cpu_s"], "100%"]])
+    report("stages", "Stage limits and end-to-end throughput", body,
+           {"limits": limits, "e2e": e2e, "profiled": profiled, "need_s": need, "need_cpu_s": need_cpu})
     bar_chart("stages", f"CPU seconds of work for {n} mixed documents", [*need_cpu, "docsync e2e"],
               {"CPU s": [*need_cpu.values(), e2e["cpu_s"]]}, "CPU seconds")

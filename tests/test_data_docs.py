@@ -90,7 +90,9 @@ def test_only_the_newest_runs_are_kept(settings):
     assert "run-0" not in data_docs.index_page(settings, "share").read_text()
 
 
-@pytest.mark.parametrize(("value", "enabled"), [("", True), ("1", True), ("0", False), ("false", False), ("off", False)])
+@pytest.mark.parametrize(
+    ("value", "enabled"), [("", True), ("1", True), ("0", False), ("false", False), ("off", False)]
+)
 def test_switch(monkeypatch, docsync_env, value, enabled):
     monkeypatch.setenv("DOCSYNC_DATA_DOCS", value)
     assert load_settings().data_docs is enabled

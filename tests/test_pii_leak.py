@@ -56,3 +56,43 @@ def test_scanned_records_ocr_then_anonymize(settings):
     for row in tally.rows():
         if row["entity"] in STRICT:
             assert row["fuzzy_leaked"] == 0 and row["verbatim_leaked"] == 0, row
+
+
+# --- the extra recognizers on their own: what they must catch, what they must leave ------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Are there charges for a transfer from GB52AEIL57263335291959 abroad?", "GB52AEIL57263335291959"),  # OCR: J->I
+        ("Transfer from GBO 2RVXB01271286793653 today", "2RVXB01271286793653"),  # OCR: 0->O plus a space
+        ("What is the limit for card 213164126086955?", "213164126086955"),  # Luhn-valid, unusual prefix
+        ("Hungary 34796 | (37) 788-063-Office", "788-063"),
+        ("They're not answering at 99 668472", "668472"),
+        ("Minutes by Ella H. Snider and Kónya, Becker and Vasquez.", "Snider"),
+        ("Minutes by Ella H. Snider and Kónya, Becker and Vasquez.", "Becker"),
+        ("my name is vitoria", "vitoria"),
+    ],
+)
+def test_catches(text, value):
+    from docsync import pii
+
+    clean, _counts = pii.anonymize(text, load_settings())
+    assert value not in clean, clean
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Contact: Customer Service",
+        "Chase Bank approved the loan.",
+        "Revenue grew 12 345 678 in 2024 and 2025.",
+        "Invoice 2024-11-05 totals 1 250 000 EUR.",
+        "Our Plan B Options are limited; see Section C Summary.",
+        "The board meets in May and June with the Sales team.",
+    ],
+)
+def test_leaves_ordinary_text(text):
+    from docsync import pii
+
+    assert pii.anonymize(text, load_settings())[0] == text

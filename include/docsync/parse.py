@@ -233,7 +233,9 @@ def ocr_confidence(pages: dict, scope: str) -> float | None:
     return min(p.confidence for p in read)
 
 
-def _digital_blocks(pdf, numbers: list[int], path: str, settings: Settings, deadline: float | None) -> list[Block]:  # noqa: ANN001
+def _digital_blocks(  # noqa: ANN001
+    pdf, numbers: list[int], path: str, settings: Settings, deadline: float | None
+) -> list[Block]:
     """Blocks of the digital pages, ``PDF_WINDOW`` pages at a time (a 1,000-page PDF is
     never partitioned in one go), with the original page numbers."""
     import pypdfium2 as pdfium

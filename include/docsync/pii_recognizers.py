@@ -1,11 +1,13 @@
 """Extra Presidio recognizers for what spaCy ``en_core_web_sm`` and Presidio's own
 recognizers miss (measured with ``python -m bench.pii_leak``):
 
-* names: a gazetteer of US Census first/last names (pip package ``names``) on proper-noun
-  tokens, cue phrases ("my name is", "Name:", "Mr."), and every other mention of a name
-  already found in the same text;
+* names: a first-name gazetteer (US Census lists from the ``names`` package plus Faker's
+  per-country lists) on capitalised words, the "Given I. Family" shape, cue phrases ("my
+  name is", "Name:", "Mr."), first+family pairs in text without capitals, and more
+  mentions of a name already found (other words of it, list members, transcript speakers);
 * phone numbers in international/local shapes that ``phonenumbers`` rejects as invalid;
-* card numbers of 12-19 digits that pass the Luhn check (any issuer prefix).
+* card numbers of 12-19 digits that pass the Luhn check (any issuer prefix);
+* IBAN-shaped strings whose checksum fails (what OCR makes of many IBANs).
 
 Each recognizer prefers removing a number or a name too many over letting one through:
 the chunk suite quarantines anything card- or SSN-shaped that survives anyway.
@@ -27,6 +29,13 @@ _NON_NAMES = {  # capitalised words that are also in the census first-name list
     "FRIDAY", "SATURDAY", "SUNDAY", "CHRISTMAS", "EASTER", "GOD", "LORD", "KING", "QUEEN",
     "PRINCE", "PAGE", "TABLE", "SUMMER", "WINTER", "SPRING", "AUTUMN",
 }
+# Family-name-like words that end organisation and place names ("Chase Bank").
+_ORG_WORDS = {
+    "ASSOCIATES", "AVENUE", "BANK", "BROTHERS", "CAPITAL", "CENTER", "CENTRE", "CITY", "CLINIC",
+    "COLLEGE", "COMPANY", "CORP", "COUNTY", "FOUNDATION", "FUND", "GROUP", "HALL", "HOSPITAL",
+    "HOTEL", "HOUSE", "INC", "INSTITUTE", "LLC", "LTD", "PARK", "PARTNERS", "ROAD", "SCHOOL",
+    "SQUARE", "STREET", "UNIVERSITY",
+}
 # NER labels a name-shaped token keeps when it is not a person (single-token rule only).
 _NOT_PERSON_LABELS = {"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL", "LAW", "NORP"}
 _L = r"[^\W\d_]"  # a letter, any script
@@ -41,7 +50,14 @@ _CUE = re.compile(
     r"Author|Owner|Manager|Signed|Signature|Applicant|Beneficiary|Guest|Tenant|Candidate)\s*[:?])"
     rf"[ \t]+(?P<name>{_NAME_WORD}(?:[ \t]+(?:{_L}\.?|{_NAME_WORD})){{0,3}}){_END}"
 )
-# Given name, middle initial, family name ("Ella H. Snider"): a person whatever the words.
+# Given name, middle initial, family name ("Ella H. Snider"): a person whatever the words,
+# unless the first word labels a document part ("Appendix B Results", "Plan B Options").
+_LABEL_WORDS = {
+    "APPENDIX", "ANNEX", "ARTICLE", "BLOCK", "BUILDING", "CHAPTER", "CLASS", "COLUMN", "EXHIBIT",
+    "FIGURE", "FLOOR", "FORM", "GRADE", "GROUP", "ITEM", "LEVEL", "LINE", "MODEL", "OPTION", "PART",
+    "PHASE", "PLAN", "ROOM", "ROW", "SCHEDULE", "SECTION", "SECTOR", "STAGE", "STEP", "TABLE",
+    "TEAM", "TIER", "TYPE", "UNIT", "VERSION", "VITAMIN", "WAVE", "ZONE",
+}
 _WITH_INITIAL = re.compile(rf"{_START}(?P<name>{_NAME_WORD}[ \t]+{_L}\.?[ \t]+{_NAME_WORD}){_END}")
 # A list of capitalised words ("Kónya, Becker and Vasquez").
 _LIST = re.compile(rf"{_START}{_NAME_WORD}(?:,[ \t]+{_NAME_WORD}){{0,8}},?[ \t]+(?:and|&|or)[ \t]+{_NAME_WORD}{_END}")
@@ -108,9 +124,15 @@ class NameRecognizer(EntityRecognizer):
 
     def analyze(self, text, entities, nlp_artifacts=None):  # noqa: ANN001, ANN201
         results = []
+        first, last = name_lists()
         for m in _CUE.finditer(text):
             name = m.group("name")
-            if _capitalised(name.split()[0]):
+            words = name.split()
+            if text[m.start() : m.start("name")].rstrip().endswith((":", "?")):
+                # a form label ("Contact: Customer Service") needs a known name or an initial
+                if not (fold(words[0]) in first | last or (len(words) > 1 and _initial(words[1]))):
+                    continue
+            if _capitalised(words[0]):
                 results.append(self._result(m.start("name"), m.end("name"), 0.6, "cue"))
             elif "name" in m.group(0).lower() or m.group(0).lower().startswith("call"):
                 word = name.split()[0]  # lower-case text: "my name is vitoria"
@@ -118,7 +140,7 @@ class NameRecognizer(EntityRecognizer):
                     results.append(self._result(m.start("name"), m.start("name") + len(word), 0.5, "cue"))
         for m in _WITH_INITIAL.finditer(text):
             words = m.group("name").split()
-            if _capitalised(words[0]) and _capitalised(words[-1]):
+            if _capitalised(words[0]) and _capitalised(words[-1]) and fold(words[0]) not in _LABEL_WORDS:
                 results.append(self._result(m.start("name"), m.end("name"), 0.6, "initial"))
         doc = getattr(nlp_artifacts, "tokens", None)
         if doc is not None:
@@ -159,6 +181,9 @@ class NameRecognizer(EntityRecognizer):
                 j += 1
             if j < len(doc) and _capitalised(doc[j].text) and len(doc[j].text) > 1:
                 tail = doc[j]
+                if fold(tail.text) in _ORG_WORDS:  # "Chase Bank"
+                    i = j + 1
+                    continue
                 if fold(tail.text) in last or fold(tail.text) in first or tok.pos_ == tail.pos_ == "PROPN":
                     results.append(self._result(tok.idx, tail.idx + len(tail.text), 0.6, "first+last"))
                     i = j + 1
@@ -244,6 +269,9 @@ _PHONE_CONTEXT = re.compile(
     r"(?i)\b(?:phone|tel|telephone|mobile|cell|cellphone|fax|call(?:ed|ing)?|office|desk|contact|reach|"
     r"text|sms|whatsapp|dial|ring|answer(?:ing)?|messages?|number|no\.?|hotline|extension)\b"
 )
+_AMOUNT_AFTER = re.compile(
+    r"\s?(?:%|[$€£¥]|(?:EUR|USD|GBP|CHF|JPY|SEK|NOK|DKK|PLN|CZK|HUF)\b|(?:per ?cent|percent)\b)", re.I
+)
 _DATE_LIKE = re.compile(r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
@@ -273,7 +301,12 @@ class PhoneShapeRecognizer(EntityRecognizer):
                 continue
             groups = re.split(r"[ .()-]+", number.lstrip("+"))
             groups = [g for g in groups if g]
-            strong = (
+            after = text[m.end() : m.end() + 12]
+            if _AMOUNT_AFTER.match(after):
+                continue
+            # "1 250 000" is an amount with thousands separators unless a phone word says otherwise
+            amount_like = len(groups) >= 2 and len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])
+            strong = not amount_like and (
                 number[0] in "+("
                 or number.startswith("00")
                 or bool(m.group("ext"))
@@ -281,7 +314,6 @@ class PhoneShapeRecognizer(EntityRecognizer):
                 or (number[0] == "0" and len(groups) >= 2)
             )
             before = text[max(0, m.start() - 40) : m.start()]
-            after = text[m.end() : m.end() + 12]
             context = bool(_PHONE_CONTEXT.search(before) or _PHONE_CONTEXT.search(after))
             if not (strong or context) or (len(groups) == 1 and (not context or digits < 8)):
                 continue
@@ -357,14 +389,28 @@ _IBAN_COUNTRIES = set(
     "HR HU IE IL IQ IS IT JO KW KZ LB LC LI LT LU LV LY MC MD ME MK MN MR MT MU NI NL NO OM PK PL PS PT "
     "QA RO RS RU SA SC SD SE SI SK SM SO ST SV TL TN TR UA VA VG XK YE".split()
 )
-# OCR reads "0" as "O" and splits long tokens: "GBO 2RVXB0127...", "GB56HXDO8 8167774656119".
+# OCR reads "0" as "O", "G" as "C" and splits long tokens: "CBO 2RVXB0127...", "GB56HXDO8 81677...".
 _IBAN_SHAPE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9O][ ]?[0-9O](?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 
 
+_OCR_LOOKALIKES = {"C": "G", "G": "C", "D": "O", "O": "DQ", "Q": "O", "I": "LT", "L": "I", "T": "I",
+                   "E": "F", "F": "EP", "P": "F", "U": "V", "V": "U", "H": "N", "N": "H", "B": "E"}
+_IBAN_CONTEXT = re.compile(r"(?i)\b(?:iban|bic|swift|bank|account|transfer|wire|payment|remit)")
+
+
+def _iban_country(code: str) -> bool:
+    """A known IBAN country, also after undoing one OCR look-alike ("CB" for "GB")."""
+    if code in _IBAN_COUNTRIES:
+        return True
+    return any(f"{a}{code[1]}" in _IBAN_COUNTRIES for a in _OCR_LOOKALIKES.get(code[0], "")) or any(
+        f"{code[0]}{b}" in _IBAN_COUNTRIES for b in _OCR_LOOKALIKES.get(code[1], "")
+    )
+
+
 class IbanShapeRecognizer(EntityRecognizer):
-    """IBAN-shaped strings whose checksum fails, which is what OCR makes of most IBANs
-    (Presidio's recognizer requires a valid checksum): a known country code, 15-34
-    characters, mostly digits."""
+    """IBAN-shaped strings whose checksum fails, which is what OCR makes of many IBANs
+    (Presidio's recognizer requires a valid checksum): a known country code (or one OCR
+    look-alike of it, or a bank word before it), 15-34 characters, at least 8 digits."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["IBAN_CODE"], name="DocsyncIbanShapes", supported_language="en")
@@ -376,7 +422,10 @@ class IbanShapeRecognizer(EntityRecognizer):
         results = []
         for m in _IBAN_SHAPE.finditer(text):
             compact = m.group(0).replace(" ", "")
-            if compact[:2] not in _IBAN_COUNTRIES or not 15 <= len(compact) <= 34:
+            if not 15 <= len(compact) <= 34:
+                continue
+            context = _IBAN_CONTEXT.search(text[max(0, m.start() - 60) : m.start()])
+            if not (_iban_country(compact[:2]) or context):
                 continue
             if sum(c.isdigit() for c in compact[4:]) < 8:
                 continue

@@ -72,16 +72,24 @@ def deadline(seconds: int):
         yield
         return
 
+    fired = False
+
     def _raise(_signum, _frame):  # noqa: ANN001
+        nonlocal fired
+        fired = True
         raise DocumentTimeout(f"processing took longer than {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # Re-fires every second after the deadline: a library that swallows one exception
+    # (a broad `except Exception` around an import, say) does not swallow them all.
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if fired:  # the work finished anyway, late: still a timeout
+        raise DocumentTimeout(f"processing took longer than {seconds} s")
 
 
 def _entry(item: dict) -> SourceEntry:
