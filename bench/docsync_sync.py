@@ -7,8 +7,8 @@ import os
 
 from bench.child import emit, timed
 
-# With --profile: cumulative CPU seconds in these docsync functions (where the time goes;
-# OCR runs in worker threads, which cProfile does not see: it shows up as waiting in parse).
+# With --profile: cumulative seconds in these docsync functions (where the time goes; OCR runs
+# in worker threads, which cProfile does not see: it shows up as waiting in parse).
 BREAKDOWN = {
     "parse (unstructured/pdfium)": ("parse.py", "parse_document"),
     "PII (Presidio/spaCy)": ("pii.py", "anonymize_many"),
@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--share", required=True)
     parser.add_argument("--home", required=True, help="DOCSYNC_HOME: state store, staging, embedded Qdrant")
-    parser.add_argument("--profile", help="write cProfile stats (CPU time, top 40 cumulative) here")
+    parser.add_argument("--profile", help="write cProfile stats (top 40 cumulative) here")
     args = parser.parse_args()
     os.environ["DOCSYNC_HOME"] = args.home
     for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH"):
@@ -41,9 +41,8 @@ def main() -> None:
     profiler = None
     if args.profile:
         import cProfile
-        import time
 
-        profiler = cProfile.Profile(time.process_time)  # CPU time: steadier than wall on a busy machine
+        profiler = cProfile.Profile()
         profiler.enable()
     with timed(result):
         summary = run_sync(settings, args.share)

@@ -23,7 +23,6 @@ import sys
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,7 +205,7 @@ def scanned_pdf(text: str, dpi: int = 300, skew: float = 0.0) -> bytes:
     return buffer.getvalue()
 
 
-def measure_scanned(records: list[dict], settings, skew: float = 0.0, workers: int = 2) -> Tally:  # noqa: ANN001
+def measure_scanned(records: list[dict], settings, skew: float = 0.0) -> Tally:  # noqa: ANN001
     from docsync import pii
     from docsync.parse import parse_document
 
@@ -217,11 +216,12 @@ def measure_scanned(records: list[dict], settings, skew: float = 0.0, workers: i
         assert parsed.ocr_pages == parsed.pages == 1, "the rendered PDF must be image-only"
         return {"text": text, "spans": spans}, parsed.text, [b.text for b in parsed.blocks]
 
+    # Sequential on purpose: pdfium is not thread-safe (two threads rendering at once can
+    # hang), and parse_document already OCRs pages in parallel.
     tally = Tally()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for rendered, ocr_text, blocks in pool.map(ocr, records):
-            clean, _counts = pii.anonymize_many(blocks, settings)
-            tally.add(rendered["text"], rendered["spans"], ocr_text, "\n\n".join(clean))
+    for rendered, ocr_text, blocks in map(ocr, records):
+        clean, _counts = pii.anonymize_many(blocks, settings)
+        tally.add(rendered["text"], rendered["spans"], ocr_text, "\n\n".join(clean))
     return tally
 
 

@@ -28,9 +28,8 @@ def replicate(src_share: Path, src_home: Path, dst_share: Path, dst_home: Path, 
 
     from docsync import index, state
     from docsync.chunk import point_id
-    from docsync.pipeline import new_doc_id
-
     from docsync.config import load_settings
+    from docsync.pipeline import new_doc_id
     from docsync.sources import open_source
 
     _copy_share(src_share, dst_share, copies)

@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peer-docs", type=int, default=1000, help="peers: share size (default 1000)")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000],
                         help="scale: comma-separated share sizes (default 1000,10000)")
-    parser.add_argument("--replicate-from", type=int, default=0, metavar="N",
-                        help="scale: build sizes above N by replicating the synced N-document share (bench/replicate.py)")
+    parser.add_argument("--replicate-from", type=int, default=1000, metavar="N",
+                        help="scale: build sizes above N by replicating the synced N-document share "
+                             "(bench/replicate.py; default 1000, 0 = run every size for real)")
     parser.add_argument("--fresh", action="store_true", help="scale/peers: re-measure what incremental already measured")
     parser.add_argument("--pages", type=int, default=1000, help="memory: PDF pages (default 1000)")
     args = parser.parse_args(argv)
