@@ -16,6 +16,7 @@ export UNSTRUCTURED_DISABLE_NOTICE := 1
 export SCARF_ANALYTICS := false
 export GX_ANALYTICS_ENABLED := false
 export OMP_THREAD_LIMIT := 1
+export TQDM_DISABLE := 1
 export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 
 # Embedded defaults: project-local Airflow (SQLite), state store, staging and Qdrant.
