@@ -92,9 +92,14 @@ def deadline(seconds: int):
         raise DocumentTimeout(f"processing took longer than {seconds} s")
 
 
-def _entry(item: dict) -> SourceEntry:
+def _entry(staged: dict) -> SourceEntry:
+    """The SourceEntry of a staged work item or update (they carry asdict(entry))."""
     return SourceEntry(
-        path=item["path"], size=item["size"], mtime_ns=item["mtime_ns"], acl_fingerprint=item["acl_fingerprint"]
+        path=staged["path"],
+        size=staged["size"],
+        mtime_ns=staged["mtime_ns"],
+        acl_fingerprint=staged["acl_fingerprint"],
+        version_tag=staged.get("version_tag", ""),
     )
 
 
@@ -140,8 +145,8 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> dict:
     if not entries and known:
         raise SourceUnavailable(
             f"{source.describe()} lists no documents but {len(known)} are indexed: treated as an outage, "
-            "nothing deleted. Check the mount/share; to really empty the index, remove the documents "
-            "with `docsync purge`."
+            "nothing deleted. Check the mount/share. If the source was emptied on purpose, drop the "
+            f"collection {settings.collection(source.name)} and the source's rows in docsync_documents by hand."
         )
     state.start_run(engine, run_id, source.name)
     reprocess = quarantine.reprocess_requests(engine, source.name)
@@ -538,16 +543,16 @@ def _apply_update(client, conn, collection: str, source, update: dict) -> str:  
     from docsync import index
 
     doc_id = update["doc_id"]
-    entry = SourceEntry(update["path"], update["size"], update["mtime_ns"], update["acl_fingerprint"])
+    entry = _entry(update)
     row = conn.execute(sa.select(state.documents).where(state.documents.c.doc_id == doc_id)).mappings().first()
     if row is None:
         return "gone"
     values = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
     payload: dict = {"path": entry.path}
-    if update.get("version_tag"):  # keep the recorded content version current (see _version_changed)
+    if entry.version_tag:  # keep the recorded content version current (see _version_changed)
         meta = json.loads(row["doc_meta"] or "{}")
-        if meta.get("version_tag") != update["version_tag"]:
-            values["doc_meta"] = state.dumps(meta | {"version_tag": update["version_tag"]})
+        if meta.get("version_tag") != entry.version_tag:
+            values["doc_meta"] = state.dumps(meta | {"version_tag": entry.version_tag})
     if entry.acl_fingerprint != row["acl_fingerprint"] or update["kind"] == "move":
         try:
             allowed, denied = source.access(entry)
