@@ -255,6 +255,28 @@ def test_reconcile_repairs_drift(share, settings):
     assert_consistent(snapshot(settings))
 
 
+def test_reconcile_runs_only_when_due(share, settings):
+    """No-change runs skip the full check unless a run did not finish or the interval passed."""
+    first = run_sync(settings, root=str(share))
+    assert first["reconcile"]["reason"] == "the run changed the index"
+    assert "skipped" in run_sync(settings, root=str(share))["reconcile"]
+    engine = state.get_engine(settings.state_url)
+    with index.open_index(settings) as client:  # drift a no-change run does not look for
+        index.upsert(client, settings.collection(),
+                     [("00000000-0000-0000-0000-000000000002", [0.1] * 384, {"doc_id": "ghost"})])
+    state.start_run(engine, "killed-run", settings.source_name)  # a run that never finished
+    report = run_sync(settings, root=str(share))["reconcile"]
+    assert report["reason"] == "run killed-run did not finish" and report["orphan_points_deleted"] == 1
+    assert "skipped" in run_sync(settings, root=str(share))["reconcile"]  # checked since
+    every_run = replace(settings, reconcile_interval_h=0)
+    assert run_sync(every_run, root=str(share))["reconcile"]["orphan_points_deleted"] == 0
+    with engine.begin() as conn:  # the last full check is older than the interval
+        conn.execute(sa.delete(state.runs).where(state.runs.c.run_id == "killed-run"))
+        conn.execute(sa.update(state.sources).values(last_reconciled_at=state.utcnow().replace(year=2020)))
+    assert run_sync(settings, root=str(share))["reconcile"]["reason"].startswith("last full check 2020-")
+    assert_consistent(snapshot(settings))
+
+
 KILL_POINTS = ["process:after_embed", "index:after_upsert", "index:before_state_commit", "finalize:after_qdrant_delete"]
 
 

@@ -110,6 +110,7 @@ class Settings:
     data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
     data_docs_keep_runs: int = 20
     ocr_confidence_scope: str = "page"  # page: lowest page confidence | document: mean over words
+    reconcile_interval_h: float = 24.0  # full state/Qdrant check on runs that wrote nothing; 0 = every run
 
     def collection(self, source_name: str | None = None) -> str:
         """Qdrant collection of a source: one collection per source."""
@@ -164,4 +165,5 @@ def load_settings() -> Settings:
         data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
         data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
         ocr_confidence_scope=_ocr_scope(_env("DOCSYNC_OCR_CONFIDENCE_SCOPE", "page")),
+        reconcile_interval_h=float(_env("DOCSYNC_RECONCILE_INTERVAL_H", "24")),
     )

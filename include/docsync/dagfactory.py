@@ -92,12 +92,12 @@ def build_sync_dag(
 
         @task(trigger_rule="none_failed")
         def reconcile(summary: dict, run_id: str | None = None) -> dict:
-            """Repair drift, then drop the run's staged files (a failed run keeps them for retries)."""
-            from docsync.pipeline import reconcile as reconcile_run
+            """Repair drift when due (see pipeline.reconcile_reason), then drop the run's staged files (a failed run keeps them for retries)."""
+            from docsync.pipeline import reconcile_if_due
             from docsync.storage import cleanup_run
 
             settings = settings_for_run()
-            report = reconcile_run(settings, summary["source"])
+            report = reconcile_if_due(settings, summary)
             cleanup_run(settings, source_name, run_id)
             return report
 

@@ -628,6 +628,7 @@ def reconcile(settings: Settings, source_name: str | None = None) -> dict:
     source_name = source_name or settings.source_name
     engine = state.get_engine(settings.state_url)
     collection = settings.collection(source_name)
+    checked_at = state.utcnow()  # runs that start after this are covered by the next check
     with engine.connect() as conn:
         indexed = {
             r.doc_id
@@ -662,10 +663,42 @@ def reconcile(settings: Settings, source_name: str | None = None) -> dict:
                 .where(state.documents.c.doc_id.in_(incomplete))
                 .values(mtime_ns=-1, content_hash="")
             )
+    state.mark_reconciled(engine, source_name, checked_at)
     report = {"orphan_points_deleted": len(orphans), "documents_to_reindex": len(incomplete)}
     if orphans or incomplete:
         log.warning("reconcile %s: %s", source_name, report)
     return report
+
+
+def reconcile_reason(settings: Settings, summary: dict) -> str | None:
+    """Why the run that produced ``summary`` needs a full state/Qdrant check, or None.
+
+    The check scrolls every point of the collection (in embedded mode, opening it loads them
+    all), so a run that changed nothing skips it unless an earlier run may have left drift.
+    """
+    source_name = summary["source"]
+    if settings.reconcile_interval_h <= 0:
+        return "DOCSYNC_RECONCILE_INTERVAL_H=0 (every run)"
+    if summary.get("seen", 0) != summary.get("unchanged", 0) or summary.get("deleted", 0):
+        return "the run changed the index"
+    engine = state.get_engine(settings.state_url)
+    last = state.last_reconciled(engine, source_name)
+    if last is None:
+        return "never reconciled"
+    unfinished = state.unfinished_runs(engine, source_name, last, exclude=summary.get("run_id", ""))
+    if unfinished:
+        return f"run {unfinished[0]} did not finish"
+    if (state.utcnow() - last).total_seconds() > settings.reconcile_interval_h * 3600:
+        return f"last full check {last:%Y-%m-%d %H:%M} UTC is over DOCSYNC_RECONCILE_INTERVAL_H old"
+    return None
+
+
+def reconcile_if_due(settings: Settings, summary: dict) -> dict:
+    """``reconcile`` when ``reconcile_reason`` says so; the report says which and why."""
+    reason = reconcile_reason(settings, summary)
+    if reason is None:
+        return {"skipped": "no change and no unfinished run since the last full check"}
+    return reconcile(settings, summary["source"]) | {"reason": reason}
 
 
 # --- all in one process (CLI, tests) ---------------------------------------------------
@@ -677,7 +710,7 @@ def run_sync(settings: Settings, root: str | None = None, run_id: str | None = N
     planned = plan(settings, run_id, root)
     results = [index_batch(settings, process_batch(settings, ref, root)) for ref in planned["batches"]]
     summary = finalize(settings, planned["plan"], results)
-    summary["reconcile"] = reconcile(settings, summary["source"])
+    summary["reconcile"] = reconcile_if_due(settings, summary)
     if cleanup:
         storage.cleanup_run(settings, summary["source"], run_id)
     return summary

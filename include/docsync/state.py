@@ -45,6 +45,13 @@ chunks = sa.Table(
     sa.Column("text_hash", sa.String(64), nullable=False),
 )
 
+sources = sa.Table(
+    "docsync_sources",
+    metadata,
+    sa.Column("source", sa.String(128), primary_key=True),
+    sa.Column("last_reconciled_at", sa.DateTime(timezone=True)),
+)
+
 runs = sa.Table(
     "docsync_runs",
     metadata,
@@ -220,6 +227,30 @@ def finish_run(engine: Engine, run_id: str, status: str, summary: dict, metrics:
                     for k, v in metrics.items()
                 ],
             )
+
+
+def last_reconciled(engine: Engine, source: str) -> datetime | None:
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(sources.c.last_reconciled_at).where(sources.c.source == source)).scalar()
+    return as_utc(value)
+
+
+def mark_reconciled(engine: Engine, source: str, at: datetime) -> None:
+    with engine.begin() as conn:
+        done = conn.execute(sa.update(sources).where(sources.c.source == source).values(last_reconciled_at=at))
+        if done.rowcount == 0:
+            conn.execute(sa.insert(sources).values(source=source, last_reconciled_at=at))
+
+
+def unfinished_runs(engine: Engine, source: str, since: datetime, exclude: str = "") -> list[str]:
+    """Runs of ``source`` started since ``since`` that did not succeed (killed, failed, still running)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(runs.c.run_id, runs.c.started_at)
+            .where(runs.c.source == source, runs.c.status != "success", runs.c.run_id != exclude)
+            .order_by(runs.c.started_at)
+        ).all()
+    return [r.run_id for r in rows if as_utc(r.started_at) >= since]
 
 
 def last_success(engine: Engine, source: str) -> datetime | None:
