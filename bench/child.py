@@ -18,7 +18,6 @@ OFFLINE_ENV = {
     "SCARF_ANALYTICS": "false",
     "GX_ANALYTICS_ENABLED": "false",
     "ANONYMIZED_TELEMETRY": "False",
-    "OMP_THREAD_LIMIT": "1",
     "TOKENIZERS_PARALLELISM": "false",
 }
 for _key, _value in OFFLINE_ENV.items():

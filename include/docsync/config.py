@@ -20,7 +20,6 @@ OFFLINE_ENV = {
     "UNSTRUCTURED_DISABLE_NOTICE": "1",
     "SCARF_ANALYTICS": "false",
     "GX_ANALYTICS_ENABLED": "false",
-    "OMP_THREAD_LIMIT": "1",  # tesseract: ~1 s/page with it, ~6 s/page without
     "TOKENIZERS_PARALLELISM": "false",
     "TQDM_DISABLE": "1",  # model-loading and GX progress bars only clutter task logs
 }

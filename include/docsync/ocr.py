@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from typing import Iterable, Iterator
 
 from docsync.config import apply_offline_env
 
-apply_offline_env()  # OMP_THREAD_LIMIT=1 must be set before tesseract runs
+apply_offline_env()
 
 
 # Tesseract often reads "name@host" as "name @ host"; rejoined so PII detection sees an e-mail.
@@ -30,21 +32,44 @@ class OcrPage:
     words: int = 0  # words read (a blank page has none: its confidence says nothing)
 
 
+# One core per tesseract process (~1 s/page instead of ~6 s/page on 2 cores). Set only for
+# tesseract: in the environment of the whole process it would also cap torch's OpenMP pool
+# and halve the embedder's throughput.
+TESSERACT_ENV = {"OMP_THREAD_LIMIT": "1"}
+
+
+def _tesseract_tsv(image, lang: str, timeout: float) -> str:  # noqa: ANN001
+    """tesseract's TSV word boxes for one image, piped through stdin as uncompressed PNM."""
+    buf = io.BytesIO()
+    image.convert("L" if image.mode in ("1", "L", "LA", "P") else "RGB").save(buf, format="PPM")
+    done = subprocess.run(
+        ["tesseract", "stdin", "stdout", "-l", lang, "tsv"],
+        input=buf.getvalue(),
+        capture_output=True,
+        timeout=timeout,
+        env=os.environ | TESSERACT_ENV,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"tesseract exited {done.returncode}: {done.stderr.decode(errors='replace')[-300:]}")
+    return done.stdout.decode("utf-8", errors="replace")
+
+
 def ocr_image(image, page: int, lang: str = "eng", timeout: float = 120) -> OcrPage:  # noqa: ANN001
     """OCR one PIL image; text is rebuilt line by line from tesseract's word boxes."""
-    import pytesseract
-
-    data = pytesseract.image_to_data(image, lang=lang, output_type=pytesseract.Output.DICT, timeout=timeout)
     lines: dict[tuple[int, int, int], list[str]] = {}
     confidences: list[float] = []
-    for i, word in enumerate(data["text"]):
-        word = (word or "").strip()
-        conf = float(data["conf"][i])
+    for row in _tesseract_tsv(image, lang, timeout).splitlines()[1:]:
+        # level page block par line word left top width height conf text
+        cols = row.split("\t", 11)
+        if len(cols) < 12 or cols[0] != "5":
+            continue
+        word = cols[11].strip()
+        conf = float(cols[10])
         if not word or conf < 0:
             continue
         confidences.append(conf)
-        key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-        lines.setdefault(key, []).append(word)
+        lines.setdefault((int(cols[2]), int(cols[3]), int(cols[4])), []).append(word)
     paragraphs: dict[tuple[int, int], list[str]] = {}
     for (block, par, _line), words in sorted(lines.items()):
         paragraphs.setdefault((block, par), []).append(" ".join(words))
@@ -63,7 +88,7 @@ def ocr_images(
     """OCR (page, image) pairs in parallel, in page order, with a bounded number in flight.
 
     ``deadline`` (a ``time.monotonic()`` value) bounds the whole document: each tesseract
-    run gets only the time left (pytesseract kills it then) and :class:`OcrTimeout` is
+    run gets only the time left (it is killed then) and :class:`OcrTimeout` is
     raised once it has passed. On any early exit the queued pages are cancelled and this
     returns without waiting for running tesseract processes (they end by their timeout).
     """
@@ -80,10 +105,10 @@ def ocr_images(
     def result(future) -> OcrPage:  # noqa: ANN001
         try:
             return future.result()
-        except RuntimeError as exc:  # pytesseract: "Tesseract process timeout"
-            if deadline is not None and "timeout" in str(exc).lower() and time.monotonic() >= deadline - 1:
+        except subprocess.TimeoutExpired as exc:
+            if deadline is not None and time.monotonic() >= deadline - 1:
                 raise OcrTimeout("OCR did not finish before the document deadline") from exc
-            raise
+            raise RuntimeError(f"tesseract did not finish one page within {exc.timeout:.0f} s") from exc
 
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
