@@ -464,68 +464,84 @@ def index_batch(settings: Settings, result_ref: str, collection: str | None = No
     lags: list[float] = []
     pii_counts: Counter = Counter()
     ocr_pages = 0
+    documents = result["documents"]
+    with engine.connect() as conn:
+        first_seen_of = dict(
+            conn.execute(
+                sa.select(state.documents.c.doc_id, state.documents.c.first_seen).where(
+                    state.documents.c.doc_id.in_([d["doc_id"] for d in documents])
+                )
+            ).all()
+        )
+    now = state.utcnow()
+    stamp = now.isoformat()
     with index.open_index(settings) as client:
         index.ensure_collection(client, collection, index.is_local(settings))
-        for doc in result["documents"]:
-            now = state.utcnow()
-            with engine.connect() as conn:
-                first_seen = conn.execute(
-                    sa.select(state.documents.c.first_seen).where(state.documents.c.doc_id == doc["doc_id"])
-                ).scalar() or now
-            if doc["status"] != "ok":
-                # Fail closed: a quarantined document has no points in the index.
-                client.delete(collection, points_selector=_doc_filter(doc["doc_id"]), wait=True)
-                with engine.begin() as conn:
-                    state.save_document(conn, _document_row(source, doc, "quarantined", first_seen, None), [])
-                    quarantine.record(
-                        conn,
-                        source=source,
-                        doc_id=doc["doc_id"],
-                        path=doc["path"],
-                        failure=Failure(**doc["failure"]),
-                        content_hash=doc.get("content_hash", ""),
-                        preview=doc.get("preview", ""),
-                    )
-                counts["quarantined"] += 1
+        ok_docs = []
+        for doc in documents:
+            if doc["status"] == "ok":
+                ok_docs.append(doc)
                 continue
-            stamp = now.isoformat()
-            chunks = doc["chunks"]
-            reused = [c for c in chunks if c["vector"] is None]
-            present = index.existing_ids(client, collection, [c["point_id"] for c in reused])
-            missing = [c for c in reused if c["point_id"] not in present]
-            if missing:  # state said the point exists but it does not (drift): embed again
-                from docsync.embed import embed_texts
+            # Fail closed: a quarantined document has no points in the index.
+            client.delete(collection, points_selector=_doc_filter(doc["doc_id"]), wait=True)
+            with engine.begin() as conn:
+                first_seen = first_seen_of.get(doc["doc_id"]) or now
+                state.save_document(conn, _document_row(source, doc, "quarantined", first_seen, None), [])
+                quarantine.record(
+                    conn,
+                    source=source,
+                    doc_id=doc["doc_id"],
+                    path=doc["path"],
+                    failure=Failure(**doc["failure"]),
+                    content_hash=doc.get("content_hash", ""),
+                    preview=doc.get("preview", ""),
+                )
+            counts["quarantined"] += 1
+        # The batch's documents are written together: one upsert, one state transaction.
+        # Point IDs are deterministic, so a batch killed half-way is simply written again.
+        reused = [c["point_id"] for doc in ok_docs for c in doc["chunks"] if c["vector"] is None]
+        present = index.existing_ids(client, collection, reused)
+        missing = [c for doc in ok_docs for c in doc["chunks"] if c["vector"] is None and c["point_id"] not in present]
+        if missing:  # state said the point exists but it does not (drift): embed again
+            from docsync.embed import embed_texts
 
-                for c, vec in zip(missing, embed_texts([c["text"] for c in missing])):
-                    c["_vector"] = vec
-            points = [
-                (c["point_id"], c.get("_vector") or vectors[c["vector"]].tolist(), _payload(source, doc, c, stamp))
-                for c in chunks
-                if c["vector"] is not None or "_vector" in c
-            ]
-            index.upsert(client, collection, points)
-            checkpoint("index:after_upsert")
-            for c in chunks:
+            for c, vec in zip(missing, embed_texts([c["text"] for c in missing])):
+                c["_vector"] = vec
+        points = [
+            (c["point_id"], c.get("_vector") or vectors[c["vector"]].tolist(), _payload(source, doc, c, stamp))
+            for doc in ok_docs
+            for c in doc["chunks"]
+            if c["vector"] is not None or "_vector" in c
+        ]
+        index.upsert(client, collection, points)
+        checkpoint("index:after_upsert")
+        for doc in ok_docs:
+            for c in doc["chunks"]:
                 if c["vector"] is None and c["point_id"] in present:
                     index.set_payload(client, collection, _payload(source, doc, c, stamp), [c["point_id"]])
-            client.delete(
-                collection, points_selector=_doc_filter(doc["doc_id"], [c["point_id"] for c in chunks]), wait=True
-            )
-            checkpoint("index:before_state_commit")
-            with engine.begin() as conn:
+            if doc.get("action") != "new":  # a new document has no older points (reconcile catches strays)
+                keep = [c["point_id"] for c in doc["chunks"]]
+                client.delete(collection, points_selector=_doc_filter(doc["doc_id"], keep), wait=True)
+        checkpoint("index:before_state_commit")
+        with engine.begin() as conn:
+            for doc in ok_docs:
                 state.save_document(
                     conn,
-                    _document_row(source, doc, "indexed", first_seen, now),
+                    _document_row(source, doc, "indexed", first_seen_of.get(doc["doc_id"]) or now, now),
                     [
                         {"point_id": c["point_id"], "doc_id": doc["doc_id"], "chunk_index": c["index"], "text_hash": c["text_hash"]}
-                        for c in chunks
+                        for c in doc["chunks"]
                     ],
                 )
                 quarantine.resolve(conn, source, doc["doc_id"])
+        for doc in ok_docs:
+            chunks = doc["chunks"]
+            n_reused = sum(1 for c in chunks if c["vector"] is None)
+            n_missing = sum(1 for c in chunks if "_vector" in c)
             counts["indexed"] += 1
             counts["chunks"] += len(chunks)
-            counts["chunks_embedded"] += len(chunks) - len(reused) + len(missing)
-            counts["chunks_reused"] += len(reused) - len(missing)
+            counts["chunks_embedded"] += len(chunks) - n_reused + n_missing
+            counts["chunks_reused"] += n_reused - n_missing
             lags.append(max(0.0, now.timestamp() - doc["mtime_ns"] / 1e9))
             pii_counts.update(doc["doc_meta"]["pii_counts"])
             ocr_pages += doc["doc_meta"]["ocr_pages"]
