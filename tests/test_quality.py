@@ -76,7 +76,14 @@ def digital_pdf(pages: int, lines: int = 1) -> bytes:
 
 
 def tesseract_children() -> list:
-    return [p for p in psutil.Process().children(recursive=True) if "tesseract" in (p.name() or "")]
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "tesseract" in (proc.name() or ""):
+                found.append(proc)
+        except psutil.NoSuchProcess:  # ended between listing and asking
+            pass
+    return found
 
 
 def wait_no_tesseract(seconds: float) -> bool:

