@@ -11,6 +11,7 @@ from pathlib import Path
 from docsync import corpus as dc
 
 DEFAULT_MIX = {"txt": 0.5, "docx": 0.2, "pdf": 0.2, "scan": 0.1}
+SCANNED_MIX = {"scan": 1.0}  # an archive of scanned paper: OCR is by far the slowest stage
 
 
 def _paragraphs(rng: random.Random, i: int) -> list[str]:
@@ -44,8 +45,11 @@ def _scan(paragraphs: list[str], seed: int) -> bytes:
     return dc._images_to_pdf(pages, f"scan_{seed}")
 
 
-def generate_mixed(out_dir: Path, n: int, mix: dict[str, float] | None = None, seed: int = 0) -> dict[str, int]:
-    """Write n documents of the kinds in ``mix`` (fractions) with ACL sidecars; returns counts."""
+def generate_mixed(
+    out_dir: Path, n: int, mix: dict[str, float] | None = None, seed: int = 0, scan_pages: int = 1
+) -> dict[str, int]:
+    """Write n documents of the kinds in ``mix`` (fractions) with ACL sidecars; returns counts.
+    Scanned PDFs have about ``scan_pages`` pages each."""
     mix = mix or DEFAULT_MIX
     rng = random.Random(f"mixed-{seed}")
     kinds = [k for k, share in mix.items() for _ in range(round(share * n))][:n]
@@ -63,6 +67,8 @@ def generate_mixed(out_dir: Path, n: int, mix: dict[str, float] | None = None, s
         elif kind == "pdf":
             path, data = folder / f"doc-{i:05d}.pdf", _pdf(paragraphs)
         else:
+            for k in range(1, scan_pages):
+                paragraphs += _paragraphs(rng, i * 1000 + k)[1:]
             path, data = folder / f"scan-{i:05d}.pdf", _scan(paragraphs, seed=i)
         path.write_bytes(data)
         Path(f"{path}{dc.ACL_SUFFIX}").write_text(json.dumps({"allow": ["group:staff"]}))

@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--share", required=True)
     parser.add_argument("--home", required=True, help="DOCSYNC_HOME: state store, staging, embedded Qdrant")
     parser.add_argument("--profile", help="write cProfile stats (top 40 cumulative) here")
+    parser.add_argument("--workers", type=int, default=1, help="batch worker processes (run_sync workers)")
     args = parser.parse_args()
     os.environ["DOCSYNC_HOME"] = args.home
     for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH"):
@@ -45,7 +46,7 @@ def main() -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     with timed(result):
-        summary = run_sync(settings, args.share)
+        summary = run_sync(settings, args.share, workers=args.workers)
     if profiler:
         import io
         import pstats

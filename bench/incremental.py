@@ -3,6 +3,7 @@ N small documents. Target: no-change re-sync < 5% of the initial load, zero embe
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,12 +12,18 @@ from bench.common import RESULTS, WORK, bar_chart, report, run_child, table
 TARGET_RATIO = 0.05
 
 
-def docsync_run(share: Path, home: Path, label: str, profile: Path | None = None) -> dict:
-    args = ["-m", "bench.docsync_sync", "--share", str(share), "--home", str(home)]
+WORKERS = max(1, os.cpu_count() or 1)  # batch worker processes, as many as the DAG would run at once
+
+
+def docsync_run(share: Path, home: Path, label: str, profile: Path | None = None, workers: int | None = None) -> dict:
+    """One docsync sync in a fresh process. Profiled runs use one process (cProfile sees only its own)."""
+    workers = 1 if profile else (workers or WORKERS)
+    args = ["-m", "bench.docsync_sync", "--share", str(share), "--home", str(home), "--workers", str(workers)]
     if profile:
         args += ["--profile", str(profile)]
     result = run_child(args, log=WORK / "logs" / f"docsync-{label}.log")
     result["scenario"] = label
+    result["workers"] = workers
     return result
 
 

@@ -6,13 +6,15 @@ rates swing with the load, CPU seconds much less."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 from bench.common import RESULTS, WORK, bar_chart, report, run_child, table
-from bench.corpus import DEFAULT_MIX, generate_mixed
+from bench.corpus import DEFAULT_MIX, SCANNED_MIX, generate_mixed
 from bench.incremental import docsync_run
 
 TARGET = 0.80
+CORES = os.cpu_count() or 1
 UNITS = {"embed": "chunks", "ocr": "pages", "qdrant": "points"}
 LABELS = {
     "embed": "embedding (all-MiniLM-L6-v2, batch 32)",
@@ -25,54 +27,79 @@ def stage(name: str, count: int) -> dict:
     return run_child(["-m", "bench.stage_limits", name, "--count", str(count)], log=WORK / "logs" / f"stage-{name}.log")
 
 
+CORPORA = {  # name -> (mix, pages per scanned document)
+    "mixed": (DEFAULT_MIX, 1),
+    "scanned": (SCANNED_MIX, 4),
+}
+
+
 def main(args) -> None:  # noqa: ANN001
     limits = {"embed": stage("embed", 640), "ocr": stage("ocr", 12), "qdrant": stage("qdrant", 20000)}
-    n = args.e2e_docs
-    root = WORK / f"e2e-{n}"
-    shutil.rmtree(root, ignore_errors=True)
-    kinds = generate_mixed(root / "share", n)
-    e2e = docsync_run(root / "share", root / "home", f"e2e-{n}")
-    # A second, profiled load of the same corpus (fresh home): where docsync's time goes.
-    profiled = docsync_run(root / "share", root / "home-profiled", f"e2e-{n}-profiled",
-                           profile=RESULTS / f"e2e-{n}-profile.txt")
-    render(n, kinds, limits, e2e, profiled)
+    sizes = {"mixed": args.e2e_docs, "scanned": max(1, args.e2e_docs // 5)}
+    runs = {}
+    for name, (mix, scan_pages) in CORPORA.items():
+        n = sizes[name]
+        root = WORK / f"e2e-{name}-{n}"
+        shutil.rmtree(root, ignore_errors=True)
+        kinds = generate_mixed(root / "share", n, mix, scan_pages=scan_pages)
+        e2e = docsync_run(root / "share", root / "home", f"e2e-{name}-{n}")
+        runs[name] = {"n": n, "kinds": kinds, "e2e": e2e}
+    # A profiled load of the mixed corpus (fresh home, one process): where docsync's time goes.
+    mixed_root = WORK / f"e2e-mixed-{sizes['mixed']}"
+    runs["mixed"]["profiled"] = docsync_run(mixed_root / "share", mixed_root / "home-profiled", "e2e-mixed-profiled",
+                                            profile=RESULTS / f"e2e-{sizes['mixed']}-profile.txt")
+    render(limits, runs)
 
 
-def render(n: int, kinds: dict, limits: dict, e2e: dict, profiled: dict) -> None:
+def fraction(limits: dict, e2e: dict) -> dict:
+    """docsync's wall time against the slowest stage alone, and against all stages sharing the cores."""
     s = e2e["summary"]
     work = {"embed": s["chunks_embedded"], "ocr": s["ocr_pages"], "qdrant": s["chunks"]}
-    # Seconds each stage alone would need for this corpus, at its raw rate (wall and CPU).
-    need = {k: work[k] / limits[k]["per_s"] for k in work}
+    need = {k: work[k] / limits[k]["per_s"] for k in work}  # wall s of each stage alone, all cores
     need_cpu = {k: work[k] / limits[k]["per_cpu_s"] for k in work}
     slowest = max(need, key=need.get)
-    fraction = need[slowest] / e2e["wall_s"]
-    slowest_cpu = max(need_cpu, key=need_cpu.get)
-    fraction_cpu = need_cpu[slowest_cpu] / e2e["cpu_s"]
-    rows = [
-        [LABELS[k], f"{limits[k]['per_s']:.2f} {UNITS[k]}/s", f"{limits[k]['per_cpu_s']:.2f} {UNITS[k]}/CPU-s",
-         f"{work[k]} {UNITS[k]}", need[k], need_cpu[k]]
-        for k in work
-    ]
-    rows.append(["docsync end to end", f"{s['indexed'] / e2e['wall_s']:.3f} docs/s",
-                 f"{s['indexed'] / e2e['cpu_s']:.3f} docs/CPU-s", f"{s['indexed']} docs", e2e["wall_s"], e2e["cpu_s"]])
-    body = table(["stage", "raw limit (wall)", "raw limit (CPU)", "work in the corpus", "wall s", "CPU s"], rows)
-    mix = ", ".join(f"{kinds.get(k, 0)} {k}" for k in DEFAULT_MIX)
-    verdict = "met" if max(fraction, fraction_cpu) >= TARGET else "NOT met"
+    shared = sum(need_cpu.values()) / CORES  # every stage's CPU work spread over all cores
+    return {"work": work, "need": need, "need_cpu": need_cpu, "slowest": slowest,
+            "fraction": need[slowest] / e2e["wall_s"], "bound_s": max(need[slowest], shared),
+            "fraction_of_bound": max(need[slowest], shared) / e2e["wall_s"]}
+
+
+def render(limits: dict, runs: dict) -> None:
+    rows = [[LABELS[k], f"{limits[k]['per_s']:.2f} {UNITS[k]}/s", f"{limits[k]['per_cpu_s']:.2f} {UNITS[k]}/CPU-s"]
+            for k in LABELS]
+    body = table(["stage", "raw limit (wall)", "raw limit (CPU)"], rows)
+    rows = []
+    out = {}
+    for name, run in runs.items():
+        e2e, s = run["e2e"], run["e2e"]["summary"]
+        f = fraction(limits, e2e)
+        out[name] = f
+        mix = ", ".join(f"{v} {k}" for k, v in run["kinds"].items())
+        rows.append([f"{name}: {run['n']} docs ({mix})", f"{s['ocr_pages']} pages / {s['chunks_embedded']} chunks",
+                     f"{f['slowest']} {f['need'][f['slowest']]:.1f} s", f"{f['bound_s']:.1f} s", e2e["wall_s"],
+                     e2e["cpu_s"], f"{s['indexed'] / e2e['wall_s']:.2f}", f"**{f['fraction']:.0%}**",
+                     f"{f['fraction_of_bound']:.0%}", e2e["peak_rss_mib"]])
+    body += "\n\n" + table(
+        ["corpus", "OCR / embedding work", "slowest stage alone", "all stages on the cores", "docsync wall s",
+         "docsync CPU s", "docs/s", "of slowest stage", "of shared-core bound", "peak RSS MiB / process"], rows)
+    verdicts = {name: "met" if f["fraction"] >= TARGET else "NOT met" for name, f in out.items()}
     body += (
-        f"\n\nCorpus: {n} one-page documents ({mix}); embedding at ~{limits['embed']['mean_tokens']:.0f} tokens "
-        f"per chunk. Slowest stage by wall time: **{slowest}** ({need[slowest]:.1f} s of work); by CPU time: "
-        f"**{slowest_cpu}** ({need_cpu[slowest_cpu]:.1f} CPU s). docsync end to end reaches **{fraction:.0%}** of "
-        f"that stage's limit by wall time and **{fraction_cpu:.0%}** by CPU time (target >= {TARGET:.0%}: "
-        f"**{verdict}**). All three stages back to back: {sum(need.values()):.1f} s wall, "
-        f"{sum(need_cpu.values()):.1f} CPU s. docsync's own stage times (s, summed over batches): "
-        f"{s.get('stage_s')}. Peak RSS {e2e['peak_rss_mib']:.0f} MiB."
+        f"\n\ndocsync runs with {runs['mixed']['e2e'].get('workers', 1)} batch worker processes (`run_sync(workers=N)`, "
+        "as the DAG runs mapped `process` tasks side by side). \"Slowest stage alone\": the wall time that stage "
+        "needs for this corpus at its raw rate using every core; \"all stages on the cores\": the CPU time of the "
+        f"three stages together divided by the {CORES} cores (they share them, so the pipeline cannot beat this "
+        f"either). Target >= {TARGET:.0%} of the slowest stage: "
+        + "; ".join(f"{name} **{v}**" for name, v in verdicts.items()) + "."
     )
-    parts = profiled.get("breakdown_s", {})
-    body += "\n\nWhere docsync's time goes (a second, profiled load of the same corpus; cProfile, seconds):\n\n"
-    body += table(["part", "s", "share"], [[k, v, f"{v / profiled['wall_s']:.0%}"] for k, v in parts.items()]
-                  + [["sync total (wall)", profiled["wall_s"], "100%"]])
-    report("stages", "Stage limits and end-to-end throughput", body,
-           {"n": n, "kinds": kinds, "limits": limits, "e2e": e2e, "profiled": profiled, "need_s": need,
-            "need_cpu_s": need_cpu})
-    bar_chart("stages", f"CPU seconds of work for {n} mixed documents", [*need_cpu, "docsync e2e"],
-              {"CPU s": [*need_cpu.values(), e2e["cpu_s"]]}, "CPU seconds")
+    profiled = runs["mixed"].get("profiled")
+    if profiled:
+        parts = profiled.get("breakdown_s", {})
+        body += "\n\nWhere docsync's time goes (mixed corpus, a second load in one process under cProfile, seconds):\n\n"
+        body += table(["part", "s", "share"], [[k, v, f"{v / profiled['wall_s']:.0%}"] for k, v in parts.items()]
+                      + [["sync total (wall)", profiled["wall_s"], "100%"]])
+    report("stages", "Stage limits and end-to-end throughput", body, {"limits": limits, "runs": runs, "fractions": out})
+    names = list(runs)
+    bar_chart("stages", "Wall seconds: slowest stage alone vs docsync end to end", names,
+              {"slowest stage alone": [out[n]["need"][out[n]["slowest"]] for n in names],
+               "all stages sharing the cores": [out[n]["bound_s"] for n in names],
+               "docsync end to end": [runs[n]["e2e"]["wall_s"] for n in names]}, "seconds")

@@ -255,6 +255,21 @@ def test_reconcile_repairs_drift(share, settings):
     assert_consistent(snapshot(settings))
 
 
+def test_parallel_workers_index_the_same_points(share, settings, tmp_path):
+    """run_sync(workers=2): batches processed in two worker processes, indexed in plan order,
+    with exactly the points a sequential run produces."""
+    parallel = run_sync(replace(settings, batch_size=3), root=str(share), workers=2)
+    assert parallel["indexed"] == 10 and parallel["quarantined"] == 0
+    snap = snapshot(settings)
+    assert_consistent(snap)
+    home = tmp_path / "sequential-home"
+    sequential = replace(settings, home=home, state_url=f"sqlite:///{home / 'state.db'}", qdrant_path=home / "qdrant",
+                         staging_dir=str(home / "staging"))
+    run_sync(sequential, root=str(share))
+    assert set(snapshot(sequential)["points"]) == set(snap["points"])
+    assert run_sync(settings, root=str(share), workers=2)["unchanged"] == 10
+
+
 def test_reconcile_runs_only_when_due(share, settings):
     """No-change runs skip the full check unless a run did not finish or the interval passed."""
     first = run_sync(settings, root=str(share))

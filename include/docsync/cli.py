@@ -30,7 +30,7 @@ def _print(value: object, as_json: bool) -> None:
 def cmd_sync(args: argparse.Namespace) -> int:
     from docsync.pipeline import run_sync
 
-    summary = run_sync(_settings(args), root=args.root)
+    summary = run_sync(_settings(args), root=args.root, workers=args.workers)
     _print(summary, args.json)
     return 0
 
@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="run a full sync of one source in this process")
     p.add_argument("--root", help="source root (path or smb:// URL); default DOCSYNC_FILESHARE_ROOT")
     p.add_argument("--source", help="source name (collection docsync_<name>); default DOCSYNC_SOURCE_NAME")
+    p.add_argument("--workers", type=int, help="batches processed in parallel processes (default DOCSYNC_WORKERS, 1); "
+                   "each loads the models (~1.4 GB)")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("reconcile", help="repair drift between the state store and Qdrant")

@@ -110,6 +110,7 @@ class Settings:
     data_docs_keep_runs: int = 20
     ocr_confidence_scope: str = "page"  # page: lowest page confidence | document: mean over words
     reconcile_interval_h: float = 24.0  # full state/Qdrant check on runs that wrote nothing; 0 = every run
+    workers: int = 1  # CLI/run_sync: batches processed in parallel processes (the DAG maps tasks instead)
 
     def collection(self, source_name: str | None = None) -> str:
         """Qdrant collection of a source: one collection per source."""
@@ -165,4 +166,5 @@ def load_settings() -> Settings:
         data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
         ocr_confidence_scope=_ocr_scope(_env("DOCSYNC_OCR_CONFIDENCE_SCOPE", "page")),
         reconcile_interval_h=float(_env("DOCSYNC_RECONCILE_INTERVAL_H", "24")),
+        workers=max(1, int(_env("DOCSYNC_WORKERS", "1"))),
     )

@@ -733,11 +733,37 @@ def reconcile_if_due(settings: Settings, summary: dict) -> dict:
 # --- all in one process (CLI, tests) ---------------------------------------------------
 
 
-def run_sync(settings: Settings, root: str | None = None, run_id: str | None = None, cleanup: bool = True) -> dict:
-    """plan -> process -> index -> finalize -> reconcile, in this process."""
+def _init_worker(threads: int) -> None:
+    """A batch worker process: its share of the cores for torch/OpenMP (set before torch loads)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
+def run_sync(
+    settings: Settings, root: str | None = None, run_id: str | None = None, cleanup: bool = True,
+    workers: int | None = None,
+) -> dict:
+    """plan -> process -> index -> finalize -> reconcile, from this process.
+
+    With ``workers`` > 1 (``DOCSYNC_WORKERS``) batches are processed by that many worker
+    processes at once, as the DAG's mapped ``process`` tasks are; this process indexes
+    their results one at a time, in plan order (embedded Qdrant has one writer).
+    """
     run_id = run_id or f"cli__{state.utcnow().strftime('%Y%m%dT%H%M%S%f')}"
     planned = plan(settings, run_id, root)
-    results = [index_batch(settings, process_batch(settings, ref, root)) for ref in planned["batches"]]
+    workers = min(workers or settings.workers, len(planned["batches"]))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+        ) as pool:
+            futures = [pool.submit(process_batch, settings, ref, root) for ref in planned["batches"]]
+            results = [index_batch(settings, future.result()) for future in futures]
+    else:
+        results = [index_batch(settings, process_batch(settings, ref, root)) for ref in planned["batches"]]
     summary = finalize(settings, planned["plan"], results)
     summary["reconcile"] = reconcile_if_due(settings, summary)
     if cleanup:
