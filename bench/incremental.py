@@ -15,13 +15,15 @@ TARGET_RATIO = 0.05
 WORKERS = max(1, os.cpu_count() or 1)  # batch worker processes, as many as the DAG would run at once
 
 
-def docsync_run(share: Path, home: Path, label: str, profile: Path | None = None, workers: int | None = None) -> dict:
+def docsync_run(
+    share: Path, home: Path, label: str, profile: Path | None = None, workers: int | None = None, env: dict | None = None
+) -> dict:
     """One docsync sync in a fresh process. Profiled runs use one process (cProfile sees only its own)."""
     workers = 1 if profile else (workers or WORKERS)
     args = ["-m", "bench.docsync_sync", "--share", str(share), "--home", str(home), "--workers", str(workers)]
     if profile:
         args += ["--profile", str(profile)]
-    result = run_child(args, log=WORK / "logs" / f"docsync-{label}.log")
+    result = run_child(args, log=WORK / "logs" / f"docsync-{label}.log", env=env)
     result["scenario"] = label
     result["workers"] = workers
     return result

@@ -35,13 +35,30 @@ def rates(result: dict) -> dict:
     return result
 
 
-def ocr(count: int, workers: int) -> dict:
-    """Pages/s of tesseract (OMP_THREAD_LIMIT=1) on 300 dpi scanned pages, ``workers`` in parallel."""
+def corpus_pages(pdf_dir: str, count: int, dpi: int = 300) -> list:
+    """The first ``count`` pages of the scanned PDFs under ``pdf_dir``, rendered as docsync does."""
+    from pathlib import Path
+
+    import pypdfium2 as pdfium
+
+    images = []
+    for path in sorted(Path(pdf_dir).rglob("scan-*.pdf")):
+        pdf = pdfium.PdfDocument(str(path))
+        for page in pdf:
+            images.append(page.render(scale=dpi / 72, grayscale=True).to_pil())
+            if len(images) >= count:
+                return images
+    return images
+
+
+def ocr(count: int, workers: int, pdf_dir: str | None = None) -> dict:
+    """Pages/s of tesseract (OMP_THREAD_LIMIT=1) on 300 dpi scanned pages, ``workers`` in parallel:
+    the corpus's own scanned pages when ``pdf_dir`` is given, generated ones otherwise."""
     from bench.corpus import scanned_page_images
     from docsync.ocr import ocr_images
 
-    images = scanned_page_images(count)
-    result: dict = {"items": count, "workers": workers}
+    images = corpus_pages(pdf_dir, count) if pdf_dir else scanned_page_images(count)
+    result: dict = {"items": len(images), "workers": workers, "pages_from": pdf_dir or "generated"}
     with timed(result):
         pages = list(ocr_images(enumerate(images, 1), workers=workers))
     result["mean_confidence"] = round(sum(p.confidence for p in pages) / len(pages), 1)
@@ -84,11 +101,12 @@ def main() -> None:
     parser.add_argument("stage", choices=["embed", "ocr", "qdrant"])
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pdf-dir", help="ocr: take the scanned pages of this corpus")
     args = parser.parse_args()
     if args.stage == "embed":
         emit(embed(args.count))
     elif args.stage == "ocr":
-        emit(ocr(args.count, args.workers))
+        emit(ocr(args.count, args.workers, args.pdf_dir))
     else:
         emit(qdrant(args.count))
 
