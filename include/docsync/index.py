@@ -41,9 +41,33 @@ def is_local(settings: Settings) -> bool:
     return not (settings.qdrant_url or settings.qdrant_conn_id)
 
 
+_KEPT_OPEN: dict[str, object] = {}  # see keep_open
+
+
+def _where(settings: Settings) -> str:
+    return settings.qdrant_conn_id or settings.qdrant_url or str(settings.qdrant_path)
+
+
+@contextmanager
+def keep_open(settings: Settings) -> Iterator:
+    """Within this block ``open_index`` hands out one client instead of opening a new one each
+    time: a process that writes many batches (``run_sync``) opens embedded Qdrant, which loads
+    every point into memory, once instead of once per batch."""
+    with open_index(settings) as client:
+        _KEPT_OPEN[_where(settings)] = client
+        try:
+            yield client
+        finally:
+            _KEPT_OPEN.pop(_where(settings), None)
+
+
 @contextmanager
 def open_index(settings: Settings, wait_s: float = 600) -> Iterator:
     """A connected client, closed on exit; waits while another process holds local mode."""
+    kept = _KEPT_OPEN.get(_where(settings))
+    if kept is not None:
+        yield kept
+        return
     deadline = time.monotonic() + wait_s
     while True:
         try:

@@ -751,6 +751,15 @@ def run_sync(
     """
     run_id = run_id or f"cli__{state.utcnow().strftime('%Y%m%dT%H%M%S%f')}"
     planned = plan(settings, run_id, root)
+    if not planned["batches"] and not planned["counts"]["deleted"] and planned["counts"]["seen"] == planned["counts"]["unchanged"]:
+        return _finish_sync(settings, planned, [], run_id, cleanup)  # nothing to write: Qdrant is not even opened
+    from docsync import index
+
+    with index.keep_open(settings):
+        return _write_sync(settings, planned, root, run_id, cleanup, workers)
+
+
+def _write_sync(settings: Settings, planned: dict, root: str | None, run_id: str, cleanup: bool, workers: int | None) -> dict:
     workers = min(workers or settings.workers, len(planned["batches"]))
     if workers > 1:
         import multiprocessing
@@ -764,6 +773,10 @@ def run_sync(
             results = [index_batch(settings, future.result()) for future in futures]
     else:
         results = [index_batch(settings, process_batch(settings, ref, root)) for ref in planned["batches"]]
+    return _finish_sync(settings, planned, results, run_id, cleanup)
+
+
+def _finish_sync(settings: Settings, planned: dict, results: list[dict], run_id: str, cleanup: bool) -> dict:
     summary = finalize(settings, planned["plan"], results)
     summary["reconcile"] = reconcile_if_due(settings, summary)
     if cleanup:
