@@ -62,7 +62,8 @@ def main() -> None:
                              if file.endswith(f"docsync/{name[0]}") and func == name[1]), 2)
             for label, name in BREAKDOWN.items()
         }
-    result["embedded_texts"] = EmbeddingCounter.texts
+    # Worker processes embed in their own processes: their count comes back in the summary.
+    result["embedded_texts"] = EmbeddingCounter.texts if args.workers <= 1 else summary.get("chunks_embedded", 0)
     result["embed_calls"] = EmbeddingCounter.calls
     keys = ("seen", "unchanged", "new", "modified", "deleted", "indexed", "quarantined", "chunks", "chunks_embedded",
             "ocr_pages", "stage_s", "reconcile")

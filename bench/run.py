@@ -36,10 +36,14 @@ def main(argv: list[str] | None = None) -> None:
                              "(bench/replicate.py; default 1000, 0 = run every size for real)")
     parser.add_argument("--fresh", action="store_true", help="scale/peers: re-measure what incremental already measured")
     parser.add_argument("--pages", type=int, default=1000, help="memory: PDF pages (default 1000)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="docsync batch worker processes (run_sync workers; default: one per core)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    if args.workers:
+        incremental.WORKERS = args.workers
     for name in args.names or list(BENCHMARKS):
         BENCHMARKS[name](args)
 

@@ -225,3 +225,12 @@ def test_open_index_gives_up_after_wait(isettings):
         assert time.monotonic() - start >= 1
     with index.open_index(isettings):  # the lock was released on exit
         pass
+
+
+def test_keep_open_hands_out_one_client_and_closes_it_after(isettings):
+    with index.keep_open(isettings) as kept:
+        with index.open_index(isettings) as first, index.open_index(isettings) as second:
+            assert first is kept and second is kept
+        index.ensure_collection(kept, COLLECTION, True)  # still open after the inner blocks
+    with index.open_index(isettings) as fresh:  # closed on exit: the embedded lock is free again
+        assert fresh is not kept

@@ -255,9 +255,12 @@ def test_reconcile_repairs_drift(share, settings):
     assert_consistent(snapshot(settings))
 
 
-def test_parallel_workers_index_the_same_points(share, settings, tmp_path):
+def test_parallel_workers_index_the_same_points(share, settings, tmp_path, monkeypatch):
     """run_sync(workers=2): batches processed in two worker processes, indexed in plan order,
     with exactly the points a sequential run produces."""
+    from docsync import pipeline
+
+    monkeypatch.setattr(pipeline, "WORKER_BATCHES", 1)  # 4 batches: two slices, fresh workers for each
     parallel = run_sync(replace(settings, batch_size=3), root=str(share), workers=2)
     assert parallel["indexed"] == 10 and parallel["quarantined"] == 0
     snap = snapshot(settings)

@@ -733,6 +733,11 @@ def reconcile_if_due(settings: Settings, summary: dict) -> dict:
 # --- all in one process (CLI, tests) ---------------------------------------------------
 
 
+# Worker processes are replaced after about this many batches each: RSS creeps up over thousands
+# of documents in one process; a fresh one costs one model load (~10 s).
+WORKER_BATCHES = 40
+
+
 def _init_worker(threads: int) -> None:
     """A batch worker process: its share of the cores for torch/OpenMP (set before torch loads)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -766,11 +771,15 @@ def _write_sync(settings: Settings, planned: dict, root: str | None, run_id: str
         from concurrent.futures import ProcessPoolExecutor
 
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
-        ) as pool:
-            futures = [pool.submit(process_batch, settings, ref, root) for ref in planned["batches"]]
-            results = [index_batch(settings, future.result()) for future in futures]
+        batches, results = planned["batches"], []
+        step = WORKER_BATCHES * workers  # fresh worker processes for every slice of the run
+        for start in range(0, len(batches), step):
+            # Not max_tasks_per_child: on Python 3.11 the executor can hang when it replaces a worker.
+            with ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+            ) as pool:
+                futures = [pool.submit(process_batch, settings, ref, root) for ref in batches[start : start + step]]
+                results += [index_batch(settings, future.result()) for future in futures]
     else:
         results = [index_batch(settings, process_batch(settings, ref, root)) for ref in planned["batches"]]
     return _finish_sync(settings, planned, results, run_id, cleanup)
