@@ -75,4 +75,7 @@ def replicate(src_share: Path, src_home: Path, dst_share: Path, dst_home: Path, 
             conn.execute(sa.insert(state.chunks), chunk_rows)
         index.upsert(writer, collection, new_points)
     writer.close()
+    # A synced index was checked by the run that wrote it (see pipeline.reconcile_reason); without
+    # this the first no-change re-sync of the copy would run the full check it never needs.
+    state.mark_reconciled(engine, SOURCE, state.utcnow())
     return len(docs) * copies
