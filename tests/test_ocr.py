@@ -76,3 +76,11 @@ def test_email_read_by_tesseract_is_rejoined():
     page = ocr_image(_render(["Contact: jane.roe@example.com"], (1100, 140)), page=1)
     assert "jane.roe@example.com" in page.text.lower()
     assert " @" not in page.text and "@ " not in page.text
+
+
+def test_missing_tesseract_says_what_to_install(monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RuntimeError, match="apt install tesseract-ocr"):
+        ocr_image(Image.new("L", (50, 20), 255), page=1)

@@ -42,14 +42,17 @@ def _tesseract_tsv(image, lang: str, timeout: float) -> str:  # noqa: ANN001
     """tesseract's TSV word boxes for one image, piped through stdin as uncompressed PNM."""
     buf = io.BytesIO()
     image.convert("L" if image.mode in ("1", "L", "LA", "P") else "RGB").save(buf, format="PPM")
-    done = subprocess.run(
-        ["tesseract", "stdin", "stdout", "-l", lang, "tsv"],
-        input=buf.getvalue(),
-        capture_output=True,
-        timeout=timeout if timeout and timeout > 0 else None,  # 0: no limit (as pytesseract)
-        env=os.environ | TESSERACT_ENV,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            ["tesseract", "stdin", "stdout", "-l", lang, "tsv"],
+            input=buf.getvalue(),
+            capture_output=True,
+            timeout=timeout if timeout and timeout > 0 else None,  # 0: no limit (as pytesseract)
+            env=os.environ | TESSERACT_ENV,
+            check=False,
+        )
+    except FileNotFoundError as exc:  # not a problem of the document: say what to install
+        raise RuntimeError("tesseract is not installed on this worker (apt install tesseract-ocr)") from exc
     if done.returncode != 0:
         raise RuntimeError(f"tesseract exited {done.returncode}: {done.stderr.decode(errors='replace')[-300:]}")
     return done.stdout.decode("utf-8", errors="replace")
