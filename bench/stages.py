@@ -39,22 +39,21 @@ CORPORA = {  # name -> (mix, pages per scanned document)
 
 def main(args) -> None:  # noqa: ANN001
     sizes = {"mixed": args.e2e_docs, "scanned": max(1, args.e2e_docs // 5)}
+    roots = {name: WORK / f"e2e-{name}-{n}" for name, n in sizes.items()}
     runs = {}
     for name, (mix, scan_pages) in CORPORA.items():
-        root = WORK / f"e2e-{name}-{sizes[name]}"
-        shutil.rmtree(root, ignore_errors=True)
-        runs[name] = {"n": sizes[name], "root": root,
-                      "kinds": generate_mixed(root / "share", sizes[name], mix, scan_pages=scan_pages)}
+        shutil.rmtree(roots[name], ignore_errors=True)
+        runs[name] = {"n": sizes[name],
+                      "kinds": generate_mixed(roots[name] / "share", sizes[name], mix, scan_pages=scan_pages)}
     # Raw limits on the same material: tesseract on the scanned corpus's own pages.
     limits = {"embed": stage("embed", 640), "qdrant": stage("qdrant", 20000),
-              "ocr": stage("ocr", 24, "--pdf-dir", str(runs["scanned"]["root"] / "share"))}
+              "ocr": stage("ocr", 24, "--pdf-dir", str(roots["scanned"] / "share"))}
     for name, run in runs.items():
-        run["e2e"] = docsync_run(run.pop("root") / "share", WORK / f"e2e-{name}-{run['n']}" / "home",
-                                 f"e2e-{name}-{run['n']}", env=BATCH_ENV)
+        run["e2e"] = docsync_run(roots[name] / "share", roots[name] / "home", roots[name].name, env=BATCH_ENV)
     # A profiled load of the mixed corpus (fresh home, one process): where docsync's time goes.
-    mixed_root = WORK / f"e2e-mixed-{sizes['mixed']}"
-    runs["mixed"]["profiled"] = docsync_run(mixed_root / "share", mixed_root / "home-profiled", "e2e-mixed-profiled",
-                                            profile=RESULTS / f"e2e-{sizes['mixed']}-profile.txt", env=BATCH_ENV)
+    runs["mixed"]["profiled"] = docsync_run(roots["mixed"] / "share", roots["mixed"] / "home-profiled",
+                                            "e2e-mixed-profiled", profile=RESULTS / f"e2e-{sizes['mixed']}-profile.txt",
+                                            env=BATCH_ENV)
     render(limits, runs)
 
 

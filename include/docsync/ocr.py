@@ -47,7 +47,7 @@ def _tesseract_tsv(image, lang: str, timeout: float) -> str:  # noqa: ANN001
             ["tesseract", "stdin", "stdout", "-l", lang, "tsv"],
             input=buf.getvalue(),
             capture_output=True,
-            timeout=timeout if timeout and timeout > 0 else None,  # 0: no limit (as pytesseract)
+            timeout=timeout if timeout and timeout > 0 else None,  # 0: no limit
             env=os.environ | TESSERACT_ENV,
             check=False,
         )

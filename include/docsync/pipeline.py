@@ -699,6 +699,11 @@ def reconcile(settings: Settings, source_name: str | None = None) -> dict:
     return report
 
 
+def changes_nothing(counts: dict) -> bool:
+    """A plan's counts (or a run's summary) with every document unchanged and nothing deleted."""
+    return counts.get("seen", 0) == counts.get("unchanged", 0) and not counts.get("deleted", 0)
+
+
 def reconcile_reason(settings: Settings, summary: dict) -> str | None:
     """Why the run that produced ``summary`` needs a full state/Qdrant check, or None.
 
@@ -708,7 +713,7 @@ def reconcile_reason(settings: Settings, summary: dict) -> str | None:
     source_name = summary["source"]
     if settings.reconcile_interval_h <= 0:
         return "DOCSYNC_RECONCILE_INTERVAL_H=0 (every run)"
-    if summary.get("seen", 0) != summary.get("unchanged", 0) or summary.get("deleted", 0):
+    if not changes_nothing(summary):
         return "the run changed the index"
     engine = state.get_engine(settings.state_url)
     last = state.last_reconciled(engine, source_name)
@@ -756,8 +761,8 @@ def run_sync(
     """
     run_id = run_id or f"cli__{state.utcnow().strftime('%Y%m%dT%H%M%S%f')}"
     planned = plan(settings, run_id, root)
-    if not planned["batches"] and not planned["counts"]["deleted"] and planned["counts"]["seen"] == planned["counts"]["unchanged"]:
-        return _finish_sync(settings, planned, [], run_id, cleanup)  # nothing to write: Qdrant is not even opened
+    if changes_nothing(planned["counts"]):  # no batches, updates or deletes: Qdrant is not even opened
+        return _finish_sync(settings, planned, [], run_id, cleanup)
     from docsync import index
 
     with index.keep_open(settings):
