@@ -28,14 +28,16 @@ export DOCSYNC_HOME ?= $(CURDIR)/.docsync
 export DOCSYNC_FILESHARE_ROOT ?= $(CURDIR)/.demo/corpus
 
 APT_RUN := tesseract-ocr poppler-utils libmagic1
-APT_TEST := samba smbclient chromium redis-server
+APT_TEST := samba smbclient chromium redis-server strace acl
 
-.PHONY: help setup apt venv run demo-corpus airflow-init test bench clean
+.PHONY: help setup apt venv run demo-corpus airflow-init test test-fast lint bench clean
 
 help:
-	@echo "make run    set up everything and sync the demo corpus into the embedded index"
-	@echo "make test   set up everything and run the test suite"
-	@echo "make bench  benchmarks (not part of the tests)"
+	@echo "make run        set up everything and sync the demo corpus into the embedded index"
+	@echo "make test       set up everything, lint, and run the whole test suite"
+	@echo "make test-fast  the unit tests only: no services, no Airflow/Chromium end-to-end runs"
+	@echo "make lint       ruff (configuration: ruff.toml)"
+	@echo "make bench      benchmarks (not part of the tests)"
 
 apt:
 	@missing=""; \
@@ -89,10 +91,19 @@ run: airflow-init demo-corpus
 	@echo "== the same search as group:engineering (finance documents are filtered out)"
 	@$(BIN)/docsync search "revenue growth and operating margin" --principal group:engineering --limit 1
 
+lint: venv
+	$(BIN)/ruff check .
+
+# Everything: lint first (it takes a second), then every test, with the services they need.
 test: export WITH_TEST_APT := 1
-test: setup
+test: setup lint
 	bash tests/services.sh
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The unit tests: none marked `e2e`, `services` or `slow` (see pytest.ini, tests/conftest.py),
+# so no PostgreSQL, Redis, smbd, Chromium or Airflow processes are needed.
+test-fast: setup
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not e2e and not services and not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import child  # noqa: F401  (sets the offline environment for this process too)
+from bench import child  # importing it sets the offline environment for this process too
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -49,7 +49,7 @@ def machine() -> str:
 
 
 def table(columns: list[str], rows: list[list]) -> str:
-    def fmt(v) -> str:  # noqa: ANN001
+    def fmt(v: object) -> str:
         if isinstance(v, float):
             return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
         if isinstance(v, int):

@@ -1,4 +1,4 @@
-"""Benchmark corpora built from docsync.corpus helpers: a mixed share (text, DOCX, digital
+"""Benchmark corpora built from docsync.demo helpers: a mixed share (text, DOCX, digital
 PDF, scanned PDF at given ratios) and one long PDF (digital pages plus some scanned ones)."""
 
 from __future__ import annotations
@@ -8,14 +8,15 @@ import json
 import random
 from pathlib import Path
 
-from docsync import corpus as dc
+from docsync.demo import render
+from docsync.demo.share import _share_doc
 
 DEFAULT_MIX = {"txt": 0.5, "docx": 0.2, "pdf": 0.2, "scan": 0.1}
 SCANNED_MIX = {"scan": 1.0}  # an archive of scanned paper: OCR is by far the slowest stage
 
 
 def _paragraphs(rng: random.Random, i: int) -> list[str]:
-    return dc._share_doc(rng, i, ".txt").strip().split("\n\n")
+    return _share_doc(rng, i, ".txt").strip().split("\n\n")
 
 
 def _docx(paragraphs: list[str]) -> bytes:
@@ -31,18 +32,18 @@ def _docx(paragraphs: list[str]) -> bytes:
 
 
 def _pdf(paragraphs: list[str]) -> bytes:
-    pdf = dc._new_pdf(paragraphs[0])
+    pdf = render._new_pdf(paragraphs[0])
     pdf.add_page()
-    dc._pdf_heading(pdf, paragraphs[0])
+    render._pdf_heading(pdf, paragraphs[0])
     for text in paragraphs[1:]:
-        dc._pdf_paragraph(pdf, text)
-    return dc._pdf_bytes(pdf)
+        render._pdf_paragraph(pdf, text)
+    return render._pdf_bytes(pdf)
 
 
 def _scan(paragraphs: list[str], seed: int) -> bytes:
     """An image-only PDF: the digital rendering, rasterized and made to look scanned."""
-    pages = [dc._scanify(img, seed=seed + k) for k, img in enumerate(dc._rasterize(_pdf(paragraphs)))]
-    return dc._images_to_pdf(pages, f"scan_{seed}")
+    pages = [render._scanify(img, seed=seed + k) for k, img in enumerate(render._rasterize(_pdf(paragraphs)))]
+    return render._images_to_pdf(pages, f"scan_{seed}")
 
 
 def generate_mixed(
@@ -71,7 +72,7 @@ def generate_mixed(
                 paragraphs += _paragraphs(rng, i * 1000 + k)[1:]
             path, data = folder / f"scan-{i:05d}.pdf", _scan(paragraphs, seed=i)
         path.write_bytes(data)
-        Path(f"{path}{dc.ACL_SUFFIX}").write_text(json.dumps({"allow": ["group:staff"]}))
+        Path(f"{path}{render.ACL_SUFFIX}").write_text(json.dumps({"allow": ["group:staff"]}))
         counts[kind] = counts.get(kind, 0) + 1
     return counts
 
@@ -79,7 +80,7 @@ def generate_mixed(
 def scanned_page_images(count: int, seed: int = 0) -> list:
     """``count`` scanned-looking 300 dpi page images (PIL, grayscale) with ~200 words each."""
     rng = random.Random(f"pages-{seed}")
-    return [dc._scanify(dc._rasterize(_pdf(_paragraphs(rng, i)))[0], seed=i) for i in range(count)]
+    return [render._scanify(render._rasterize(_pdf(_paragraphs(rng, i)))[0], seed=i) for i in range(count)]
 
 
 def long_pdf(path: Path, pages: int = 1000, scanned: int = 20, seed: int = 0) -> dict[str, int]:
@@ -88,14 +89,14 @@ def long_pdf(path: Path, pages: int = 1000, scanned: int = 20, seed: int = 0) ->
 
     rng = random.Random(f"long-{seed}")
     digital = pages - scanned
-    pdf = dc._new_pdf("Long benchmark report", "docsync benchmark - long report")
+    pdf = render._new_pdf("Long benchmark report", "docsync benchmark - long report")
     for i in range(digital):
         pdf.add_page()
-        dc._pdf_heading(pdf, f"Section {i + 1}")
+        render._pdf_heading(pdf, f"Section {i + 1}")
         for text in _paragraphs(rng, i)[1:4]:
-            dc._pdf_paragraph(pdf, text)
-    digital_reader = PdfReader(io.BytesIO(dc._pdf_bytes(pdf)))
-    scan_reader = PdfReader(io.BytesIO(dc._images_to_pdf(scanned_page_images(scanned, seed), "long-scan")))
+            render._pdf_paragraph(pdf, text)
+    digital_reader = PdfReader(io.BytesIO(render._pdf_bytes(pdf)))
+    scan_reader = PdfReader(io.BytesIO(render._images_to_pdf(scanned_page_images(scanned, seed), "long-scan")))
     writer = PdfWriter()
     every = max(1, len(digital_reader.pages) // max(1, scanned))
     s = 0
@@ -109,5 +110,5 @@ def long_pdf(path: Path, pages: int = 1000, scanned: int = 20, seed: int = 0) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         writer.write(fh)
-    Path(f"{path}{dc.ACL_SUFFIX}").write_text(json.dumps({"allow": ["group:staff"]}))
+    Path(f"{path}{render.ACL_SUFFIX}").write_text(json.dumps({"allow": ["group:staff"]}))
     return {"pages": len(writer.pages), "scanned": scanned, "bytes": path.stat().st_size}

@@ -16,9 +16,9 @@ BREAKDOWN = {
     "validate (GX)": ("validate.py", "_validate"),
     "chunk (tokenizer)": ("chunk.py", "chunk_blocks"),
     "embed": ("embed.py", "embed_texts"),
-    "index (Qdrant + state)": ("pipeline.py", "index_batch"),
-    "plan": ("pipeline.py", "plan"),
-    "reconcile": ("pipeline.py", "reconcile"),
+    "index (Qdrant + state)": ("write.py", "write_batch"),
+    "plan": ("plan.py", "plan"),
+    "reconcile": ("reconcile.py", "reconcile"),
 }
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.common import RESULTS, WORK, bar_chart, report, run_child, table
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
 
 TARGET_RATIO = 0.05
 
@@ -31,7 +35,7 @@ def docsync_run(
 
 def fresh_share(n: int, name: str) -> tuple[Path, list[Path]]:
     """A generated share of n small TXT/MD documents (regenerated for every run)."""
-    from docsync.corpus import generate_share
+    from docsync.demo import generate_share
 
     root = WORK / name
     shutil.rmtree(root, ignore_errors=True)
@@ -40,7 +44,7 @@ def fresh_share(n: int, name: str) -> tuple[Path, list[Path]]:
 
 def sync_scenarios(n: int, name: str, changed: bool = True, profile: bool = False) -> list[dict]:
     """initial, no-change (and 1% modified/deleted/added) docsync runs, each in a fresh process."""
-    from docsync.corpus import modify_share
+    from docsync.demo import modify_share
 
     root, paths = fresh_share(n, name)
     home = root / "home"
@@ -58,7 +62,7 @@ def sync_scenarios(n: int, name: str, changed: bool = True, profile: bool = Fals
     return runs
 
 
-def main(args) -> None:  # noqa: ANN001
+def main(args: argparse.Namespace) -> None:
     render(args.docs, sync_scenarios(args.docs, f"incremental-{args.docs}", profile=args.profile), args.profile)
 
 

@@ -14,7 +14,7 @@ from bench.corpus import long_pdf
 TARGET_MIB = 1536
 
 
-def main(args) -> None:  # noqa: ANN001
+def main(args: argparse.Namespace) -> None:
     root = WORK / "memory"
     shutil.rmtree(root, ignore_errors=True)
     made = long_pdf(root / "share" / "long-report.pdf", pages=args.pages, scanned=max(1, args.pages // 50))
@@ -37,21 +37,22 @@ def child() -> None:
     parser.add_argument("--home", required=True)
     args = parser.parse_args()
     os.environ["DOCSYNC_HOME"] = args.home
-    from docsync import storage
+    from docsync import records
     from docsync.config import load_settings
-    from docsync.pipeline import plan, process_batch
+    from docsync.steps.plan import plan
+    from docsync.steps.process import process_batch
 
     settings = load_settings()
     planned = plan(settings, "bench-memory", args.root)
     result: dict = {}
     with timed(result):
-        ref = process_batch(settings, planned["batches"][0], args.root)
-    doc = storage.read_json(ref)["documents"][0]
+        ref = process_batch(settings, planned.batches[0])
+    doc = records.read_result(ref).documents[0]
     result |= {
-        "status": doc["status"],
-        "failure": doc.get("failure"),
-        "chunks": len(doc.get("chunks", [])),
-        "ocr_pages": doc.get("doc_meta", {}).get("ocr_pages"),
+        "status": str(doc.status),
+        "failure": doc.failure.to_json() if doc.failure else None,
+        "chunks": len(doc.chunks),
+        "ocr_pages": doc.meta.ocr_pages if doc.meta else None,
     }
     emit(result)
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.child import emit, peer_args, timed
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from langchain_core.documents import Document
 
 ACL_SUFFIX = ".acl.json"
 
 
-def load_documents(share: Path):  # noqa: ANN201
+def load_documents(share: Path) -> Iterator[Document]:
     from langchain_core.documents import Document
 
     for path in sorted(share.rglob("*")):

@@ -8,10 +8,14 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.common import REPO, RESULTS, WORK, ChildFailed, bar_chart, report, run_child, table
 from bench.incremental import docsync_run
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
 
 VENVS = REPO / "bench" / ".venvs"
 # Same torch (the local CPU wheel, installed first) and the same sentence-transformers and
@@ -71,7 +75,7 @@ def model_path() -> str:
 
 def system_runs(system: str, base: Path, paths: list[Path], work: Path) -> list[dict]:
     """initial / no change / 1% changed on a private copy of the share."""
-    from docsync.corpus import modify_share
+    from docsync.demo import modify_share
 
     share = work / "share"
     shutil.rmtree(work, ignore_errors=True)
@@ -95,8 +99,8 @@ def system_runs(system: str, base: Path, paths: list[Path], work: Path) -> list[
     return runs
 
 
-def main(args) -> None:  # noqa: ANN001
-    from docsync.corpus import generate_share
+def main(args: argparse.Namespace) -> None:
+    from docsync.demo import generate_share
 
     n = args.peer_docs
     base = WORK / f"peers-{n}" / "base"

@@ -22,15 +22,20 @@ import re
 import sys
 import time
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docsync.config import apply_offline_env
 
+if TYPE_CHECKING:
+    from docsync.config import Settings
+
 apply_offline_env()
 
-DATA = Path("/work/shared/data/pii/presidio_research_synth_dev.json")
+# The shared data folder sits beside the repository (../shared/ from the repo root).
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pii" / "presidio_research_synth_dev.json"
 TARGETS = {  # entity type -> highest acceptable verbatim leak rate
     "EMAIL_ADDRESS": 0.01,
     "PHONE_NUMBER": 0.01,
@@ -154,7 +159,7 @@ class Tally:
         return out
 
 
-def measure_text(records: list[dict], settings) -> Tally:  # noqa: ANN001
+def measure_text(records: list[dict], settings: Settings) -> Tally:
     from docsync import pii
 
     tally = Tally()
@@ -205,7 +210,7 @@ def scanned_pdf(text: str, dpi: int = 300, skew: float = 0.0) -> bytes:
     return buffer.getvalue()
 
 
-def measure_scanned(records: list[dict], settings, skew: float = 0.0) -> Tally:  # noqa: ANN001
+def measure_scanned(records: list[dict], settings: Settings, skew: float = 0.0) -> Tally:
     from docsync import pii
     from docsync.parse import parse_document
 

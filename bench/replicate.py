@@ -9,9 +9,12 @@ measures the real no-change path at that scale."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SOURCE = "fileshare"
 
@@ -29,12 +32,14 @@ def replicate(src_share: Path, src_home: Path, dst_share: Path, dst_home: Path, 
     from docsync import index, state
     from docsync.chunk import point_id
     from docsync.config import load_settings
-    from docsync.pipeline import new_doc_id
     from docsync.sources import open_source
+    from docsync.steps.plan import new_doc_id
 
     _copy_share(src_share, dst_share, copies)
     # ACL fingerprints include the sidecar's ctime, which a copy cannot keep: take the copies' own.
-    fingerprints = {e.path: e.acl_fingerprint for e in open_source(load_settings(), str(dst_share)).list()}
+    # The copy is a root no run configured: allow it explicitly (open_source refuses other roots).
+    settings = load_settings().with_overrides(allowed_roots=(str(dst_share),))
+    fingerprints = {e.path: e.acl_fingerprint for e in open_source(settings, str(dst_share)).list()}
     shutil.rmtree(dst_home, ignore_errors=True)
     src = sa.create_engine(f"sqlite:///{src_home / 'state.db'}")
     with src.connect() as conn:
@@ -75,7 +80,7 @@ def replicate(src_share: Path, src_home: Path, dst_share: Path, dst_home: Path, 
             conn.execute(sa.insert(state.chunks), chunk_rows)
         index.upsert(writer, collection, new_points)
     writer.close()
-    # A synced index was checked by the run that wrote it (see pipeline.reconcile_reason); without
+    # A synced index was checked by the run that wrote it (see steps.reconcile.reconcile_reason); without
     # this the first no-change re-sync of the copy would run the full check it never needs.
     state.mark_reconciled(engine, SOURCE, state.utcnow())
     return len(docs) * copies

@@ -8,9 +8,13 @@ size, the initial load is extrapolated linearly from N (and marked so)."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from bench.common import RESULTS, WORK, bar_chart, report, table
 from bench.incremental import docsync_run, sync_scenarios
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def previous(n: int, fresh: bool) -> list[dict] | None:
@@ -40,7 +44,7 @@ def replicated(n: int, base: int, base_runs: list[dict], profile: bool) -> list[
     return [initial, again]
 
 
-def main(args) -> None:  # noqa: ANN001
+def main(args: argparse.Namespace) -> None:
     data: dict[int, list[dict]] = {}
     base = args.replicate_from
     for n in args.sizes:

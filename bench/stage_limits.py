@@ -13,12 +13,12 @@ from bench.child import emit, timed
 
 def embed(count: int) -> dict:
     """Chunks/s of all-MiniLM-L6-v2 on ~160-token texts, batch 32 (as docsync.embed)."""
-    from docsync import corpus as dc
     from docsync.chunk import count_tokens
+    from docsync.demo.share import _share_doc
     from docsync.embed import get_model
 
     rng = random.Random("embed")
-    words = " ".join(dc._share_doc(rng, i, ".txt") for i in range(count + 50)).split()
+    words = " ".join(_share_doc(rng, i, ".txt") for i in range(count + 50)).split()
     texts = [" ".join(words[i * 135 : (i + 1) * 135]) for i in range(count)]
     model = get_model()
     model.encode(texts[:32], batch_size=32)  # warm-up

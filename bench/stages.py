@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 from bench.common import RESULTS, WORK, bar_chart, report, run_child, table
 from bench.corpus import DEFAULT_MIX, SCANNED_MIX, generate_mixed
 from bench.incremental import docsync_run
+
+if TYPE_CHECKING:
+    import argparse
 
 TARGET = 0.80
 CORES = os.cpu_count() or 1
@@ -37,7 +41,7 @@ CORPORA = {  # name -> (mix, pages per scanned document)
 }
 
 
-def main(args) -> None:  # noqa: ANN001
+def main(args: argparse.Namespace) -> None:
     sizes = {"mixed": args.e2e_docs, "scanned": max(1, args.e2e_docs // 5)}
     roots = {name: WORK / f"e2e-{name}-{n}" for name, n in sizes.items()}
     runs = {}

@@ -28,13 +28,19 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import replace
-from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 import sqlalchemy as sa
 
-from tests.airflow_env import AIRFLOW, airflow_env
-from tests.conftest import PG_ADMIN_URL
+from tests.support.airflow_env import AIRFLOW, airflow_env
+from tests.support.postgres import PG_ADMIN_URL
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+T = TypeVar("T")
 
 DAG_ID = "fileshare_sync"
 REDIS = ("127.0.0.1", 6379)
@@ -161,7 +167,7 @@ class Api:
         self.token = self.call("POST", "/auth/token", {"username": username, "password": password}, (201,))["access_token"]
 
 
-def _wait(what: str, probe, timeout_s: float, services: Services, every: float = 1.0):  # noqa: ANN001
+def _wait(what: str, probe: Callable[[], T], timeout_s: float, services: Services, every: float = 1.0) -> T:
     """Poll ``probe`` until it returns a truthy value; bounded, fails fast on dead services."""
     deadline = time.monotonic() + timeout_s
     last: BaseException | None = None
@@ -222,7 +228,7 @@ class Reference(threading.Thread):
                 qdrant_conn_id=None, fileshare_root=str(self.root), source_name="fileshare",
             )
             run_sync(settings, root=str(self.root))
-        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+        except BaseException as exc:  # re-raised by result()
             self.error = exc
 
     def result(self, timeout_s: float) -> None:
@@ -293,7 +299,7 @@ def test_celery_executor_two_workers_matches_embedded_run(demo_corpus, tmp_path,
         assert _wait("the DAG run", finished, 300, services, every=2) == "success"
         tis = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
         assert {t["state"] for t in tis} == {"success"}, [(t["task_id"], t["state"]) for t in tis]
-        assert {"plan", "process", "index", "finalize", "reconcile"} <= {t["task_id"] for t in tis}
+        assert {"plan", "updates", "process", "write", "finalize", "reconcile"} <= {t["task_id"] for t in tis}
         process = [t for t in tis if t["task_id"] == "process"]
         assert len(process) == 2 and {t["pool"] for t in process} == {"docsync_ocr"}
         assert {t["queue"] for t in tis} == {queue}

@@ -12,7 +12,7 @@ import pytest
 
 from docsync import quarantine, state
 from docsync.cli import main
-from docsync.quarantine import Failure
+from docsync.errors import Failure
 
 
 @pytest.fixture()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from docsync.corpus import ACL_SUFFIX, FIXED_MTIME, generate_demo_corpus, generate_share, modify_share
+from docsync.demo import ACL_SUFFIX, FIXED_MTIME, generate_demo_corpus, generate_share, modify_share
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="tesseract binary not installed"
@@ -198,7 +201,7 @@ def test_bad_files_are_bad(demo: tuple[Path, dict]) -> None:
     for name in ("corrupt.pdf", "truncated.pdf"):
         with pytest.raises(pdfium.PdfiumError):
             pdfium.PdfDocument(inbox / name)
-        with pytest.raises(Exception):
+        with pytest.raises(pypdf.errors.PdfReadError):
             _ = [p.extract_text() for p in pypdf.PdfReader(inbox / name).pages]
     assert (inbox / "truncated.pdf").read_bytes().startswith(b"%PDF-")
     assert not zipfile.is_zipfile(inbox / "fake.docx")

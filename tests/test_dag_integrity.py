@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.airflow_env import REPO
+from tests.support.airflow_env import REPO
 
 HEAVY = ["torch", "sentence_transformers", "unstructured", "presidio_analyzer", "great_expectations",
          "spacy", "qdrant_client", "pytesseract", "pandas", "transformers"]
@@ -45,12 +45,15 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     dag = dagbag.dags[dag_id]
     assert kind in dag.tags
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"plan", "process", "index", "finalize", "reconcile", "freshness_check"}
+    assert set(tasks) == {"plan", "updates", "process", "write", "finalize", "reconcile", "freshness_check"}
     assert tasks["freshness_check"].upstream_task_ids == {"finalize"}
     assert tasks["freshness_check"].trigger_rule == "all_done"
-    assert tasks["process"].upstream_task_ids == {"plan"}
-    assert tasks["index"].upstream_task_ids == {"process"}
-    assert tasks["index"].max_active_tis_per_dag == 1  # embedded Qdrant: one writer
+    assert tasks["updates"].upstream_task_ids == {"plan"}
+    # deletes and ACL-only changes are applied before any document is processed
+    assert tasks["process"].upstream_task_ids == {"plan", "updates"}
+    assert tasks["write"].upstream_task_ids == {"process"}
+    assert tasks["write"].max_active_tis_per_dag == 1  # embedded Qdrant: one writer
+    assert tasks["finalize"].upstream_task_ids == {"plan", "updates", "write"}
     assert tasks["finalize"].trigger_rule == "none_failed"
     assert [a.name for a in tasks["finalize"].outlets] == [asset]
     assert dag.max_active_runs == 1 and dag.catchup is False

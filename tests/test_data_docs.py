@@ -2,7 +2,8 @@
 
 The site must exist after a run, list the run's document and chunk validations, keep
 only the newest runs, turn off with DOCSYNC_DATA_DOCS=0, and never contain text that
-may be PII (unexpected chunk text is withheld; numbers are capped at MAX_VALUES)."""
+may be PII (unexpected chunk text is withheld; numbers are capped at MAX_VALUES).
+Validation itself writes nothing: the results are recorded by data_docs.record."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from docsync import data_docs
 from docsync.config import load_settings
-from docsync.validate import validate_chunks, validate_documents
+from docsync.validate import Validation, validate_chunks, validate_documents
 
 EMAIL = "jane.roe@example.com"
 SECRET = "Zebulon Quarterfield"
@@ -42,13 +43,16 @@ def run_pages(settings, source: str) -> set[str]:
 
 def test_run_site_lists_both_suites_and_withholds_chunk_text(settings):
     docs = ("share", "manual__2026-02-01T10:00:00+00:00", "batch-00000")
-    doc_failures = validate_documents([doc_row("d-ok"), doc_row("d-blurry", ocr_confidence=12.5)], settings, docs=docs)
+    doc_failures = validate_documents([doc_row("d-ok"), doc_row("d-blurry", ocr_confidence=12.5)], settings)
     chunk_failures = validate_chunks(
         [chunk_row("p1", "d-ok"), chunk_row("p2", "d-leak", f"Write to {EMAIL} or ask {SECRET}."),
          chunk_row("p3", "d-long", f"{SECRET} wrote this", token_count=999)],
-        settings, docs=docs,
+        settings,
     )
-    assert set(doc_failures) == {"d-blurry"} and set(chunk_failures) == {"d-leak", "d-long"}
+    assert set(doc_failures.failures) == {"d-blurry"} and set(chunk_failures.failures) == {"d-leak", "d-long"}
+    assert not data_docs.site_dir(settings, "share").exists()  # validating alone writes nothing
+    data_docs.record(settings, *docs, doc_failures)
+    data_docs.record(settings, *docs, chunk_failures)
 
     index = data_docs.build(settings, "share", docs[1])
     assert index == data_docs.index_page(settings, "share") and index.exists()
@@ -68,7 +72,9 @@ def test_run_site_lists_both_suites_and_withholds_chunk_text(settings):
 def test_unexpected_values_capped(settings):
     docs = ("share", "run-cap", "batch-00000")
     rows = [chunk_row(f"p{i}", f"d{i}", token_count=300 + i) for i in range(30)]
-    assert len(validate_chunks(rows, settings, docs=docs)) == 30
+    validation = validate_chunks(rows, settings)
+    assert len(validation.failures) == 30
+    data_docs.record(settings, *docs, validation)
     data_docs.build(settings, "share", "run-cap")
     stored = data_docs.site_dir(settings, "share") / "gx" / "uncommitted" / "validations" / "docsync_chunks"
     (result_file,) = stored.rglob("*.json")
@@ -84,7 +90,7 @@ def test_only_the_newest_runs_are_kept(settings):
     settings = dataclasses.replace(settings, data_docs_keep_runs=2)
     for n in range(3):
         run = f"run-{n}"
-        validate_documents([doc_row("d")], settings, docs=("share", run, "batch-00000"))
+        data_docs.record(settings, "share", run, "batch-00000", validate_documents([doc_row("d")], settings))
         assert data_docs.build(settings, "share", run) is not None
     assert run_pages(settings, "share") == {"run-1", "run-2"}
     assert "run-0" not in data_docs.index_page(settings, "share").read_text()
@@ -101,9 +107,20 @@ def test_switch(monkeypatch, docsync_env, value, enabled):
 def test_switched_off_writes_nothing(monkeypatch, docsync_env):
     monkeypatch.setenv("DOCSYNC_DATA_DOCS", "0")
     settings = load_settings()
-    failures = validate_chunks([chunk_row("p", "d", f"mail {EMAIL}")], settings, docs=("share", "r", "batch-00000"))
+    failures = validate_chunks([chunk_row("p", "d", f"mail {EMAIL}")], settings)
+    data_docs.record(settings, "share", "r", "batch-00000", failures)
     assert set(failures) == {"d"}  # validation itself is unaffected
     assert data_docs.build(settings, "share", "r") is None
+    assert not (Path(settings.home) / "data_docs").exists()
+
+
+def test_validation_is_pure_and_an_empty_one_records_nothing(settings):
+    validation = validate_documents([doc_row("d-ok"), doc_row("d-blurry", ocr_confidence=12.5)], settings)
+    assert isinstance(validation, Validation) and set(validation.failures) == {"d-blurry"}
+    assert validation.result is not None and validation.result.suite_name == "docsync_documents"
+    assert not (Path(settings.home) / "data_docs").exists()
+    data_docs.record(settings, "share", "run-empty", "batch-00000", validate_chunks([], settings))
+    assert validate_chunks([], settings) == Validation() and Validation().result is None
     assert not (Path(settings.home) / "data_docs").exists()
 
 
@@ -114,7 +131,7 @@ def test_sync_run_publishes_its_data_docs(settings, tmp_path):
     share.mkdir()
     (share / "hr.txt").write_text(f"Onboarding notes.\n\nContact {SECRET} at {EMAIL} about the laptop.\n")
     (share / "hr.txt.acl.json").write_text(json.dumps({"allow": ["group:hr"]}))
-    summary = run_sync(settings, root=str(share), run_id="manual__docs-test")
+    summary = run_sync(settings.with_overrides(fileshare_root=str(share)), root=str(share), run_id="manual__docs-test")
     assert summary["indexed"] == 1 and summary["quarantined"] == 0
     index = data_docs.index_page(settings, settings.source_name)
     assert index.exists()

@@ -22,8 +22,13 @@ from docsync.config import OFFLINE_ENV
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yaml"
 DASHBOARD = "include/docsync/grafana/docsync-dashboard.json"
-SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY",
-           "GRAFANA_ADMIN_PASSWORD", "DOCSYNC_PII_HMAC_KEY")
+SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY",
+           "GRAFANA_ADMIN_PASSWORD", "DOCSYNC_PII_HMAC_KEY", "QDRANT_API_KEY", "QDRANT_READ_ONLY_API_KEY",
+           "DOCSYNC_SMB_PASSWORD")
+# A variable or setting holding a secret, by name (…_PASSWORDS_FILE names a path, not a secret).
+SECRET_NAME = re.compile(r"PASSWORD(?!S_FILE)|SECRET|(^|_)TOKEN(_|$)|CREDENTIAL|FERNET|(^|_)KEY$|(^|_)AUTH$")
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]+\}")  # ${VAR:?message}: unset or empty stops compose
 AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer", "airflow-worker")
 
@@ -138,7 +143,7 @@ def test_compose_has_the_production_services(compose, airflow_env):
         service = compose["services"][name]
         assert service["build"] == "." and service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert compose["services"]["airflow-worker"]["command"] == "celery worker"
-    assert airflow_env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
+    assert re.match(r"redis://:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:", airflow_env["AIRFLOW__CELERY__BROKER_URL"])
     assert "airflow-apiserver:8080/execution/" in airflow_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
 
 
@@ -161,6 +166,42 @@ def test_compose_server_mode_separate_databases_and_pool(compose, airflow_env):
     assert "qdrant-data" in compose["volumes"]
     init = " ".join(compose["services"]["airflow-init"]["command"])
     assert "airflow db migrate" in init and f"airflow pools set {airflow_env['DOCSYNC_PROCESS_POOL']} " in init
+
+
+def test_compose_requires_every_secret(compose):
+    """README: compose refuses to start without its secrets. Every interpolated secret is
+    ${VAR:?message} (never a default, never optional), every secret-like setting of every
+    service comes from one, and so does the password in every URL."""
+    for name, operator, message in INTERPOLATION.findall(COMPOSE.read_text()):
+        if SECRET_NAME.search(name):
+            assert operator == ":?" and message.strip(), f"${{{name}...}} must be ${{{name}:?message}}"
+    for service_name, service in compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRET_NAME.search(key):
+                assert REQUIRED.fullmatch(str(value)), f"{service_name}: {key}={value!r} is not a required ${{VAR:?message}}"
+            for password in re.findall(r"://[^:/@\s]*:([^@\s]*)@", str(value)):
+                assert REQUIRED.fullmatch(password), f"{service_name}: {key} has a URL password {password!r}"
+    for name in SECRETS:
+        assert f"${{{name}:?" in COMPOSE.read_text(), f"docker-compose.yaml does not require {name}"
+    example = (REPO / ".env.example").read_text()
+    for name in SECRETS:  # and .env.example lists each, to be filled in
+        assert re.search(rf"^{name}=$", example, re.M), f".env.example lacks {name}="
+
+
+def test_compose_qdrant_requires_api_keys(compose):
+    """The Qdrant server starts only with its API keys, the workers use the read-write key,
+    and Prometheus scrapes Qdrant's /metrics with the read-only one."""
+    qdrant = compose["services"]["qdrant"]["environment"]
+    assert REQUIRED.fullmatch(qdrant["QDRANT__SERVICE__API_KEY"]).group(1) == "QDRANT_API_KEY"
+    assert REQUIRED.fullmatch(qdrant["QDRANT__SERVICE__READ_ONLY_API_KEY"]).group(1) == "QDRANT_READ_ONLY_API_KEY"
+    for name in AIRFLOW_SERVICES:
+        worker_key = compose["services"][name]["environment"]["DOCSYNC_QDRANT_API_KEY"]
+        assert REQUIRED.fullmatch(worker_key).group(1) == "QDRANT_API_KEY", name
+    assert compose["secrets"]["qdrant_read_only_api_key"] == {"environment": "QDRANT_READ_ONLY_API_KEY"}
+    assert "qdrant_read_only_api_key" in compose["services"]["prometheus"]["secrets"]
+    prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    [job] = [j for j in prometheus["scrape_configs"] if j["job_name"] == "qdrant"]
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/qdrant_read_only_api_key"}
 
 
 def test_compose_qdrant_server_matches_client_minor(compose):
@@ -212,17 +253,23 @@ def test_metrics_pipeline_names_match_the_dashboard():
 
 
 def test_compose_client_validates_the_file(tmp_path):
-    """`docker compose config` (or docker-compose v1) parses offline, without an engine."""
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+    """`docker compose config` (Compose v2; v1 predates secrets from environment variables)
+    parses offline, without an engine."""
+    def v2(command: list[str]) -> bool:
+        proc = subprocess.run([*command, "version", "--short"], capture_output=True, text=True)
+        return proc.returncode == 0 and proc.stdout.strip().lstrip("v").startswith("2")
+
+    if shutil.which("docker") and v2(["docker", "compose"]):
         command = ["docker", "compose"]
-    elif shutil.which("docker-compose"):
+    elif shutil.which("docker-compose") and v2(["docker-compose"]):
         command = ["docker-compose"]
     else:
-        pytest.skip("no docker compose client installed (the YAML checks above still ran)")
+        pytest.skip("no Docker Compose v2 client installed (the YAML checks above still ran)")
     env = dict(os.environ, **{name: "x" for name in SECRETS})
     proc = subprocess.run([*command, "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    missing = subprocess.run([*command, "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True,
-                             env={k: v for k, v in env.items() if k != "POSTGRES_PASSWORD"}, cwd=REPO, timeout=120)
-    assert missing.returncode != 0 and "POSTGRES_PASSWORD" in missing.stderr  # secrets are required
+    for secret in ("POSTGRES_PASSWORD", "QDRANT_API_KEY"):  # secrets are required
+        missing = subprocess.run([*command, "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True,
+                                 env={k: v for k, v in env.items() if k != secret}, cwd=REPO, timeout=120)
+        assert missing.returncode != 0 and secret in missing.stderr

@@ -12,7 +12,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from tests.airflow_env import airflow_env, run_airflow
+from tests.support.airflow_env import airflow_env, run_airflow
 
 
 def read_index(docsync_home, state_url: str | None = None) -> dict:

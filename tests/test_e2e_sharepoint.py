@@ -9,17 +9,30 @@ from __future__ import annotations
 import io
 import json
 
-from tests.airflow_env import airflow_env, run_airflow
-from tests.sharepoint_export import GraphExport, grant, group, link, site_group, user
+from tests.support.airflow_env import airflow_env, run_airflow
+from tests.support.sharepoint_export import (
+    DRIVE,
+    GraphExport,
+    grant,
+    group,
+    group_principal,
+    link,
+    site_group,
+    site_group_principal,
+    user,
+)
 
 ROOT_PERMS = [
     grant(["owner"], site_group("HQ Owners", "3")),
     grant(["write"], site_group("HQ Members", "5")),
     grant(["read"], site_group("HQ Visitors", "4")),
 ]
-ROOT = ["group:hq members", "group:hq owners", "group:hq visitors"]
+# Groups are principals by id, never by display name: site groups qualified by the library.
+HQ_OWNERS = site_group_principal("3")
+LEGAL = site_group_principal("9")
+ROOT = sorted(site_group_principal(s) for s in ("3", "5", "4"))  # HQ Owners, Members, Visitors
 FINANCE_PERMS = [grant(["read"], group("Finance Team")), grant(["owner"], site_group("HQ Owners", "3"))]
-FINANCE = ["group:finance team", "group:hq owners"]
+FINANCE = sorted([group_principal("Finance Team"), HQ_OWNERS])
 SECRET = "zebra-cobalt-secret outside the export"
 PII = "hr-helpdesk@contoso.com"
 
@@ -47,10 +60,12 @@ def build_export(tmp_path) -> GraphExport:
     exp = GraphExport(tmp_path / "export")
     exp.set_root_permissions(ROOT_PERMS)
     exp.folder("Finance", FINANCE_PERMS)  # broken inheritance
-    exp.folder("Finance/Reports")
     inherited = [grant(p["roles"], p["grantedToV2"], inherited_from="/Finance") for p in FINANCE_PERMS]
+    # An item without permissions inherits only its direct parent folder's list, so that folder
+    # carries its (inherited) permissions as Graph lists them.
+    exp.folder("Finance/Reports", inherited)
     exp.file("Finance/Reports/q1-report.docx", docx("Revenue grew in the first quarter thanks to renewals."), inherited)
-    exp.file("Finance/Reports/budget.md", BUDGET)  # no permissions listed: inherits Finance
+    exp.file("Finance/Reports/budget.md", BUDGET)  # no permissions listed: inherits Finance/Reports
     exp.file("Finance/Payroll/salaries.txt", text("Salary bands are reviewed every spring by the compensation board."),
              [grant(["read"], user("cfo@contoso.com")), grant(["owner"], site_group("HQ Owners", "3"))])
     exp.file("HR/handbook.md", text("# Handbook", f"Questions about leave go to {PII} during office hours."),
@@ -107,13 +122,13 @@ def test_sharepoint_sync_dag_end_to_end(tmp_path):
     expected = {
         "Finance/Reports/q1-report.docx": FINANCE,
         "Finance/Reports/budget.md": FINANCE,
-        "Finance/Payroll/salaries.txt": ["group:hq owners", "user:cfo@contoso.com"],
+        "Finance/Payroll/salaries.txt": [HQ_OWNERS, "user:cfo@contoso.com"],
         "HR/handbook.md": ROOT + ["group:org:contoso.onmicrosoft.com"],
         "Public/press-release.txt": ["everyone"] + ROOT,
-        "Projects/roadmap.md": ["group:hq owners", "user:bob@contoso.com"],
+        "Projects/roadmap.md": [HQ_OWNERS, "user:bob@contoso.com"],
         "Projects/draft-notes.txt": ROOT,
         "Projects/old-plan.txt": ROOT,
-        "Legal/contract.txt": ["group:legal"],
+        "Legal/contract.txt": [LEGAL],
     }
     assert {p: sorted(next(iter(pts.values()))["allowed_principals"]) for p, pts in first["by_path"].items()} == {
         p: sorted(v) for p, v in expected.items()
@@ -137,7 +152,9 @@ def test_sharepoint_sync_dag_end_to_end(tmp_path):
     draft["name"] = "meeting-notes.txt"  # renamed: same id and content, new path
     draft["lastModifiedDateTime"] = "2026-01-08T09:30:00Z"
     (exp.root / "files/Projects/draft-notes.txt").rename(exp.root / "files/Projects/meeting-notes.txt")
-    exp.items["OLD"] = {"id": "OLD", "deleted": {"state": "deleted"}, "parentReference": {"driveId": "x"}}
+    # A delta tombstone names the library's own drive (a foreign drive id would make the site
+    # ambiguous, and site groups would then grant nothing anywhere).
+    exp.items["OLD"] = {"id": "OLD", "deleted": {"state": "deleted"}, "parentReference": {"driveId": DRIVE}}
     exp.remove_file("Projects/old-plan.txt")
     press = next(k for k, v in exp.items.items() if v.get("name") == "press-release.txt")
     del exp.items[press]  # simply gone from the full export
@@ -170,7 +187,7 @@ def test_sharepoint_sync_dag_end_to_end(tmp_path):
     old_contract, new_contract = first["by_path"]["Legal/contract.txt"], second["by_path"]["Legal/contract.txt"]
     assert set(new_contract) == set(old_contract)
     for pid, payload in new_contract.items():
-        assert payload["allowed_principals"] == ["group:legal", "user:counsel@contoso.com"]
+        assert payload["allowed_principals"] == sorted([LEGAL, "user:counsel@contoso.com"])
         assert payload["indexed_at"] == old_contract[pid]["indexed_at"]
     assert summary["chunks_embedded"] == 2  # the edited budget and the delivered download only
     assert any("decrease" in p["text"] for p in second["by_path"]["Finance/Reports/budget.md"].values())

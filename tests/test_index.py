@@ -171,6 +171,30 @@ def test_search_returns_only_readable_points(searchable, principals, expected):
     assert "nobody" not in visible
 
 
+@pytest.mark.parametrize(
+    "bob",
+    ["CORP\\bob", "user: bob", " USER:Bob ", "user:CORP\\BOB", "user:bo\u0062"],
+)
+def test_query_principals_meet_the_index_side_canonically(searchable, bob):
+    """A deny entry `user:bob` must hold whatever spelling the searching side uses (the query
+    side lower-cased only: `CORP\\bob` or `user: bob` read what bob is denied)."""
+    principal = bob if bob.lower().startswith(("user", " user")) else f"user:{bob}"
+    assert _visible(searchable, [principal, "group:finance"]) == {"fin", "public", "fin-hr-not-eng"}
+
+
+def test_query_principals_in_nfd_meet_nfc(client):
+    """`Zoë` typed with a combining diaeresis (NFD) is the same principal as the NFC one."""
+    import unicodedata
+
+    nfc = "user:zo\u00eb"
+    vector = embed_texts(["a denied note"])[0]
+    index.upsert(client, COLLECTION, [(pid("z"), vector, payload("z", ["everyone"], [nfc], text="note"))])
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc
+    assert _visible(client, [nfd]) == set()
+    assert _visible(client, ["user:other"]) == {"z"}
+
+
 def test_search_ranks_by_similarity(searchable):
     vector = embed_texts(["employee onboarding and benefits"])[0]
     hits = index.search(searchable, COLLECTION, vector, ["group:hr"], limit=1)

@@ -38,7 +38,7 @@ def synced(tmp_path_factory):
     mp.setenv("DOCSYNC_HOME", str(tmp / "home"))
     for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH", "DOCSYNC_SOURCE_NAME"):
         mp.delenv(var, raising=False)
-    settings = load_settings().with_overrides(source_name="mon")
+    settings = load_settings().with_overrides(source_name="mon", fileshare_root=str(share))
     summary = run_sync(settings, root=str(share))
     yield settings, summary
     mp.undo()
@@ -135,3 +135,15 @@ def test_freshness_check_task_fails_the_dag_run_without_retry(settings, monkeypa
         task.python_callable()
     monkeypatch.setenv("DOCSYNC_FRESHNESS_SLO_S", str(3 * 86400))
     assert task.python_callable()["breached"] is False
+
+
+def test_monitoring_and_review_code_reads_the_state_store_through_named_queries():
+    """metrics, the web app and its pages hold no SQL: every statement on docsync's tables is
+    a named function of docsync.state (issue 12: stores own their schemas)."""
+    tables = ("documents", "chunks", "runs", "metric_points", "quarantine", "quarantine_actions", "sources")
+    package = REPO / "include" / "docsync"
+    for module in (package / "metrics.py", package / "webapi.py", *(package / "ui").glob("*.py")):
+        text = module.read_text()
+        assert not re.search(r"^import sqlalchemy|^from sqlalchemy", text, re.M), f"{module.name} imports SQLAlchemy"
+        used = set(re.findall(r"\bstate\.(\w+)\.c\b", text)) | {t for t in tables if f"state.{t}." in text}
+        assert not used, f"{module.name} uses state tables {used}"

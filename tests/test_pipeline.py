@@ -17,7 +17,9 @@ import sqlalchemy as sa
 
 from docsync import index, quarantine, state
 from docsync.embed import EmbeddingCounter
-from docsync.pipeline import MassDeletionBlocked, reconcile, run_sync
+from docsync.pipeline import run_sync
+from docsync.steps.plan import MassDeletionBlocked
+from docsync.steps.reconcile import reconcile
 from docsync.sources import SourceUnavailable
 
 TOPICS = [
@@ -295,7 +297,7 @@ def test_reconcile_runs_only_when_due(share, settings):
     assert_consistent(snapshot(settings))
 
 
-KILL_POINTS = ["process:after_embed", "index:after_upsert", "index:before_state_commit", "finalize:after_qdrant_delete"]
+KILL_POINTS = ["process:after_embed", "write:after_upsert", "write:before_state_commit", "updates:after_qdrant_delete"]
 
 
 @pytest.mark.parametrize("kill_at", KILL_POINTS)

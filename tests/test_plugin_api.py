@@ -1,6 +1,11 @@
-"""The docsync Airflow plugin's FastAPI app (docsync.webapi) on a real state store filled by a
-real sync, behind Airflow's real SimpleAuthManager: its login route issues the JWTs and
-Airflow's `get_user` checks them."""
+"""The docsync Airflow plugin's FastAPI app (docsync.webapi) on a real state store filled by
+real syncs, behind Airflow's real SimpleAuthManager: its login route issues the JWTs and
+Airflow's `get_user` checks them.
+
+Airflow runs in multi-team mode, the FAB-less way to give a user access to some DAGs only:
+the fileshare_sync DAG (source "share") belongs to team "files", the sharepoint_sync DAG
+(source "sharepoint") to team "sites"; a third source, "scratch", has no DAG at all.
+alice (user) and victor (viewer) are in "files", sam (user) in "sites"."""
 
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ import pytest
 from docsync import metrics, state
 from docsync.config import load_settings
 from docsync.pipeline import run_sync
+from docsync.ui import access
 
-PASSWORDS = {"alice": secrets.token_urlsafe(12), "victor": secrets.token_urlsafe(12)}
+PASSWORDS = {name: secrets.token_urlsafe(12) for name in ("alice", "victor", "sam")}
+REPO = Path(__file__).resolve().parents[1]
 PII_NAME, PII_EMAIL = "Margaret Holloway", "margaret.holloway@example.com"
 
 
@@ -38,6 +45,14 @@ def make_share(root: Path) -> Path:
     return root
 
 
+def make_other_share(root: Path, name: str) -> Path:
+    """A source's folder with one document quarantined at stage access."""
+    root.mkdir(parents=True)
+    (root / f"{name}.txt").write_text(f"Salary bands of the {name} department for next year.\n")
+    (root / f"{name}.txt.acl.json").write_text("{not json")
+    return root
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """DOCSYNC_HOME with one real sync done, and Airflow's simple auth manager with two users."""
@@ -51,13 +66,19 @@ def env(tmp_path_factory):
     passwords.write_text(json.dumps(PASSWORDS))
     mp.setenv("AIRFLOW__CORE__AUTH_MANAGER",
               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
-    mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "alice:user,victor:viewer")
+    mp.setenv("AIRFLOW__CORE__MULTI_TEAM", "True")
+    mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "alice:user:files,victor:viewer:files,sam:user:sites")
     mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
     mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
     mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
     share = make_share(tmp / "share")
+    mp.setenv("DOCSYNC_FILESHARE_ROOT", str(share))  # a run's root must be the configured (or an allowed) one
     settings = load_settings()
     run_sync(settings, root=str(share))
+    # What is authorised is the source's DAG, whatever kind of source fills it: plain folders here.
+    for name in ("sharepoint", "scratch"):
+        other = make_other_share(tmp / name, name)
+        run_sync(settings.with_overrides(source_name=name, fileshare_root=str(other)), root=str(other))
     yield {"settings": settings, "share": share}
     mp.undo()
     state.get_engine.cache_clear()
@@ -65,16 +86,33 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def airflow_db(tmp_path_factory):
-    """Point this process's Airflow ORM at a fresh SQLite metadata DB holding the table the
-    token check reads (revoked tokens), created from Airflow's own model; restored after."""
+    """Point this process's Airflow ORM at a fresh SQLite metadata DB holding the tables the
+    token check (revoked tokens) and the DAG-to-team lookup read, created from Airflow's own
+    models, with the two DAGs in their teams' bundles (what the DAG processor and
+    `airflow teams create` would have recorded); restored after."""
+    import sqlalchemy as sa
     from airflow import settings
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
     from airflow.models.revoked_token import RevokedToken
+    from airflow.models.team import Team, dag_bundle_team_association_table
 
     original = settings.SQL_ALCHEMY_CONN
     settings.dispose_orm(do_log=False)
     settings.SQL_ALCHEMY_CONN = f"sqlite:///{tmp_path_factory.mktemp('airflow-meta') / 'airflow.db'}"
     settings.configure_orm()
-    RevokedToken.__table__.create(settings.engine)
+    tables = [RevokedToken.__table__, Team.__table__, DagBundleModel.__table__, dag_bundle_team_association_table,
+              DagModel.__table__]
+    RevokedToken.metadata.create_all(settings.engine, tables=tables)
+    with settings.engine.begin() as conn:
+        for team, dag_id in (("files", "fileshare_sync"), ("sites", "sharepoint_sync")):
+            conn.execute(sa.insert(Team.__table__).values(name=team))
+            conn.execute(sa.insert(DagBundleModel.__table__).values(name=f"{team}-dags"))
+            conn.execute(sa.insert(dag_bundle_team_association_table).values(dag_bundle_name=f"{team}-dags",
+                                                                             team_name=team))
+            conn.execute(sa.insert(DagModel.__table__).values(
+                dag_id=dag_id, bundle_name=f"{team}-dags", max_active_tasks=16, max_consecutive_failed_dag_runs=0,
+                has_task_concurrency_limits=False))
     yield
     settings.dispose_orm(do_log=False)
     settings.SQL_ALCHEMY_CONN = original
@@ -83,10 +121,10 @@ def airflow_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(env, airflow_db):
+    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
     from docsync.webapi import create_app
 
     root = FastAPI()
@@ -111,6 +149,11 @@ def alice(client) -> dict:
 @pytest.fixture(scope="module")
 def victor(client) -> dict:
     return {"Authorization": f"Bearer {token(client, 'victor')}"}
+
+
+@pytest.fixture(scope="module")
+def sam(client) -> dict:
+    return {"Authorization": f"Bearer {token(client, 'sam')}"}
 
 
 def entry_id(client, headers, path: str) -> int:
@@ -208,13 +251,13 @@ def test_metrics_endpoint_and_sources(client, victor, env):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     samples = parse_exposition(response.text)
     assert {name for name, _, _ in samples} <= set(metrics.CATALOGUE)
-    by = {(n, tuple(sorted(l.items()))): v for n, l, v in samples}
+    by = {(n, tuple(sorted(labels.items()))): v for n, labels, v in samples}
     src = (("source", "share"),)
     assert 0 <= by[("docsync_freshness_s", src)] < 600
     assert by[("docsync_freshness_slo_breached", src)] == 0
     assert by[("docsync_documents_indexed_total", src)] >= 1
     assert ("docsync_pii_entities", (("entity", "PERSON"), ("source", "share"))) in by
-    stages = {l["stage"] for n, l, _ in samples if n == "docsync_stage_duration_s"}
+    stages = {labels["stage"] for n, labels, _ in samples if n == "docsync_stage_duration_s"}
     assert stages == set(metrics.STAGES)
     [source] = client.get("/docsync/api/sources", headers=victor).json()
     assert source["name"] == "share" and source["breached"] is False and source["last_success"]
@@ -222,3 +265,112 @@ def test_metrics_endpoint_and_sources(client, victor, env):
     page = client.get("/docsync/monitoring", cookies=cookie)
     assert page.status_code == 200 and 'id="source-share"' in page.text
     assert page.text.count("<svg") == 4 and "Stage durations" in page.text
+
+
+# --- per-source authorisation (issue 13, item 14) ---------------------------------------
+
+
+def paths(client, headers, query: str = "?status=all") -> set[tuple[str, str]]:
+    return {(e["source"], e["path"]) for e in client.get(f"/docsync/api/quarantine{query}", headers=headers).json()}
+
+
+def test_each_user_sees_only_the_sources_of_dags_they_may_read(client, victor, sam):
+    assert paths(client, sam) == {("sharepoint", "sharepoint.txt")}
+    assert {source for source, _ in paths(client, victor)} == {"share"}  # never sharepoint, never scratch
+    assert paths(client, victor, "?status=all&source=sharepoint") == set()  # a filter does not widen it
+    assert paths(client, sam, "?status=all&q=secret") == set()
+    assert [s["name"] for s in client.get("/docsync/api/sources", headers=sam).json()] == ["sharepoint"]
+    sources = {labels["source"] for _, labels, _ in parse_exposition(client.get("/docsync/metrics", headers=sam).text)}
+    assert sources == {"sharepoint"}
+
+    cookie = {"_token": sam["Authorization"].split()[1]}
+    listing = client.get("/docsync/quarantine?status=all", cookies=cookie).text
+    assert "sharepoint.txt" in listing
+    for other in ("secret.txt", "mangled.txt", "scratch.txt", "<option>share</option>", "<option>scratch</option>"):
+        assert other not in listing, other
+    monitoring = client.get("/docsync/monitoring", cookies=cookie).text
+    assert 'id="source-sharepoint"' in monitoring and 'id="source-share"' not in monitoring
+    assert 'id="source-scratch"' not in monitoring
+
+
+def test_entries_of_other_sources_cannot_be_opened_or_acted_on(client, alice, victor, sam):
+    secret = entry_id(client, victor, "secret.txt")
+    theirs = entry_id(client, sam, "sharepoint.txt")
+    cookie = {"_token": sam["Authorization"].split()[1]}
+    for headers, other in ((sam, secret), (alice, theirs), (victor, theirs)):
+        assert client.get(f"/docsync/api/quarantine/{other}", headers=headers).status_code == 404
+        for action in ("retry", "dismiss"):
+            response = client.post(f"/docsync/api/quarantine/{other}/{action}", json={}, headers=headers)
+            assert response.status_code == 404, (action, response.text)
+    assert client.get(f"/docsync/quarantine/{secret}", cookies=cookie).status_code == 404
+    for headers, entry in ((victor, secret), (sam, theirs)):  # nobody acted across sources
+        history = client.get(f"/docsync/api/quarantine/{entry}", headers=headers).json()["history"]
+        assert {h["actor"] for h in history} <= ({"alice"} if entry == secret else set())
+    page = client.get(f"/docsync/quarantine/{theirs}", cookies=cookie)
+    assert page.status_code == 200 and 'id="dismiss"' in page.text  # sam runs sharepoint_sync: may act
+    dismissed = client.post(f"/docsync/api/quarantine/{theirs}/dismiss", json={"note": "test"}, headers=sam)
+    assert dismissed.status_code == 200 and dismissed.json()["status"] == "dismissed"
+
+
+def test_a_source_without_a_dag_is_shown_to_nobody(client, alice, victor, sam):
+    engine = state.get_engine(load_settings().state_url)
+    [scratch] = state.quarantine_entries(engine, source="scratch", status=None)
+    for headers in (alice, victor, sam):
+        assert "scratch" not in {source for source, _ in paths(client, headers)}
+        assert client.get(f"/docsync/api/quarantine/{scratch['id']}", headers=headers).status_code == 404
+
+
+def test_source_dag_registry(monkeypatch, env):
+    settings = env["settings"]
+    assert access.source_dags(settings) == {"share": "fileshare_sync", "sharepoint": "sharepoint_sync"}
+    monkeypatch.setenv(access.SOURCE_DAGS_ENV, " scratch = scratch_sync ,, hr=hr_sync")
+    assert access.source_dags(settings) == {
+        "share": "fileshare_sync", "sharepoint": "sharepoint_sync", "scratch": "scratch_sync", "hr": "hr_sync"}
+    monkeypatch.setenv(access.SOURCE_DAGS_ENV, "scratch")
+    with pytest.raises(ValueError, match="source=dag_id"):
+        access.source_dags(settings)
+
+
+def test_source_dag_registry_matches_the_dag_files():
+    """dags/*.py: fileshare_sync syncs DOCSYNC_SOURCE_NAME, sharepoint_sync the source "sharepoint"."""
+    import ast
+
+    found = {}
+    for path in (REPO / "dags").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "build_sync_dag":
+                source = next(k.value for k in node.keywords if k.arg == "source_name")
+                found[node.args[0].value] = source.value if isinstance(source, ast.Constant) else ast.unparse(source)
+    assert found == {
+        access.FILESHARE_DAG: "os.environ.get('DOCSYNC_SOURCE_NAME', 'fileshare')",
+        access.SHAREPOINT_DAG: access.SHAREPOINT_SOURCE,
+    }
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+def test_pages_come_from_template_files_and_escape_everything():
+    """HTML lives in include/docsync/ui/templates (shipped as package data), not in Python
+    strings; chart titles, series names and labels are escaped like the rest of a page."""
+    import tomllib
+    from fnmatch import fnmatch
+
+    from docsync.ui.charts import line_chart
+    from docsync.ui.pages import TEMPLATES, render
+
+    package = REPO / "include" / "docsync"
+    for module in (package / "webapi.py", package / "data_docs.py", *(package / "ui").glob("*.py")):
+        assert "{% block" not in module.read_text() and "<!doctype" not in module.read_text().lower(), module
+    globs = tomllib.loads((REPO / "include" / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for template in TEMPLATES.glob("*.html"):
+        relative = template.relative_to(package).as_posix()
+        assert any(fnmatch(relative, g) for g in globs["docsync"]), f"{relative} is not package data"
+
+    hostile = "<script>alert(1)</script>"
+    chart = line_chart(hostile, ["01-01 00:00", hostile], {hostile: [1.0, 2.0], "ok": [None, 3.0]}, hostile)
+    view = {"name": hostile, "freshness": "1 s", "slo": "1 d", "breached": False, "last_success": None,
+            "quarantine_open": 0, "documents_indexed": 0, "charts": [chart, line_chart("empty", [], {})]}
+    html = render("monitoring", title=hostile, root="/docsync", user=hostile, sources=[view])
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert html.count("<svg") == 2 and "no runs with this metric yet" in html and "<polyline" in html

@@ -215,7 +215,9 @@ def test_timeout_outside_the_main_thread(qsettings, long_scan):
 
 
 def test_pipeline_deadline_interrupts_ocr(qsettings, long_scan):
-    from docsync.pipeline import DocumentTimeout, _failure_for, deadline
+    from docsync.deadlines import deadline
+    from docsync.errors import DocumentTimeout
+    from docsync.steps.process import failure_for
 
     settings = dataclasses.replace(qsettings, doc_timeout_s=0)  # only the pipeline's SIGALRM deadline
     started = time.monotonic()
@@ -223,12 +225,13 @@ def test_pipeline_deadline_interrupts_ocr(qsettings, long_scan):
         with deadline(1):
             parse_document(long_scan, "scans/long.pdf", settings)
     assert time.monotonic() - started < 5
-    assert _failure_for(caught.value, "scans/long.pdf").stage == "timeout"
+    assert failure_for(caught.value, "scans/long.pdf").stage == "timeout"
     assert wait_no_tesseract(10)
 
 
 def test_pipeline_deadline_interrupts_unstructured(qsettings):
-    from docsync.pipeline import DocumentTimeout, deadline
+    from docsync.deadlines import deadline
+    from docsync.errors import DocumentTimeout
 
     settings = dataclasses.replace(qsettings, doc_timeout_s=0)
     parse_document(digital_pdf(1), "warm-up.pdf", settings)  # imports, outside the deadline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from docsync import quarantine, state
-from docsync.quarantine import Failure
+from docsync.errors import Failure
 
 
 @pytest.fixture()

@@ -7,14 +7,18 @@ import json
 import os
 import pwd
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from docsync.sources import AccessUnresolved, SourceEntry, SourceUnavailable, open_source
-from docsync.sources.acl import SIDECAR_SUFFIX, normalize_principal, parse_sidecar, posix_principals
+from docsync.sources.acl import SIDECAR_SUFFIX, normalize_principal, parse_sidecar
 from docsync.sources.base import matches
 from docsync.sources.fileshare import LocalFileShare
+from docsync.sources.posix import Node, effective_access
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_EXCLUDE = ("**/.*", "**/~$*", "**/*.tmp")
 OWNER = f"user:{pwd.getpwuid(os.getuid()).pw_name}"
@@ -130,7 +134,7 @@ def test_available_root(tree):
 
 
 def test_open_source_uses_settings(settings, tree):
-    source = open_source(settings, str(tree), name="docs")
+    source = open_source(settings.with_overrides(allowed_roots=(str(tree),)), str(tree), name="docs")
     assert isinstance(source, LocalFileShare)
     assert source.name == "docs"
     assert source.exclude == settings.exclude_globs
@@ -160,8 +164,9 @@ def test_sidecar_ntfs_aces():
         {"principal": "S-1-1-0", "type": "allow"},
     ]}).encode()
     allowed, denied = parse_sidecar(raw)
-    assert allowed == ["everyone", "group:corp\\finance", "user:corp\\alice", "user:corp\\carol"]
-    assert denied == ["user:corp\\bob"]
+    # DOMAIN\name is canonicalised to the bare name (docsync.principals): it meets user:bob of a query.
+    assert allowed == ["everyone", "group:finance", "user:alice", "user:carol"]
+    assert denied == ["user:bob"]
 
 
 def test_write_only_ace_does_not_grant_read():
@@ -170,7 +175,7 @@ def test_write_only_ace_does_not_grant_read():
         {"principal": "CORP\\Submitters", "kind": "group", "type": "allow", "rights": ["Write"]},
     ]}).encode()
     allowed, _denied = parse_sidecar(raw)
-    assert allowed == ["group:corp\\finance"]
+    assert allowed == ["group:finance"]
 
 
 def test_ace_rights_as_string_is_not_silently_ignored():
@@ -182,7 +187,7 @@ def test_ace_rights_as_string_is_not_silently_ignored():
         _allowed, denied = parse_sidecar(raw)
     except AccessUnresolved:
         return  # rejecting the sidecar is also correct (fail closed)
-    assert "user:corp\\mallory" in denied
+    assert "user:mallory" in denied
 
 
 @pytest.mark.parametrize(
@@ -264,7 +269,7 @@ def test_acl_modes(tmp_path):
         (0o600, [OWNER]),
         (0o640, sorted([OWNER, GROUP])),
         (0o644, sorted(["everyone", OWNER, GROUP])),
-        (0o004, ["everyone"]),
+        (0o004, ["everyone"]),  # denied: the owner and the group (see below)
         (0o200, None),
         (0o000, None),
     ],
@@ -276,12 +281,14 @@ def test_posix_principals_from_mode(tmp_path, mode, expected):
     if expected is None:
         with pytest.raises(AccessUnresolved, match="no one"):
             source.access(entry)
+    elif mode == 0o004:  # POSIX: the owner and the owning group's members may NOT read it
+        assert source.access(entry) == (expected, sorted([OWNER, GROUP]))
     else:
         assert source.access(entry) == (expected, [])
 
 
 def test_posix_principals_unknown_ids():
-    assert posix_principals(987_654, 987_655, 0o640) == ["group:gid-987655", "user:uid-987654"]
+    assert effective_access(Node(987_654, 987_655, 0o640), []) == (["group:gid-987655", "user:uid-987654"], [])
 
 
 # --- fingerprints ---------------------------------------------------------------------------
@@ -351,3 +358,68 @@ def test_demo_corpus_sidecars(demo_corpus):
         else:
             with pytest.raises(AccessUnresolved):
                 source.access(entries[rel])
+
+
+# --- access of one entry, content hashes ------------------------------------------------------
+
+
+def test_access_of_a_fresh_source_needs_no_listing(tmp_path):
+    """A later task opens the source anew and asks for one entry's access: no list() first."""
+    root = tmp_path / "share"
+    sidecar(write(root, "hr/handbook.docx", mode=0o600), {"allow": ["group:hr"], "deny": ["user:bob"]})
+    write(root, "open/readme.txt", mode=0o644)
+    write(root, "private/notes.txt", mode=0o644)
+    (root / "private").chmod(0o700)
+    listed_source = LocalFileShare("share", root)
+    entries = listing(listed_source)
+    assert len(entries) == 3
+    for entry in entries.values():
+        assert LocalFileShare("share", root).access(entry) == listed_source.access(entry), entry.path
+
+
+def test_access_reflects_the_current_permissions_not_a_listing_cache(tmp_path):
+    doc = write(tmp_path / "share", "doc.txt", mode=0o644)
+    source = LocalFileShare("share", tmp_path / "share")
+    entry = listing(source)["doc.txt"]
+    doc.chmod(0o600)  # revoked after the listing, before access is applied
+    assert source.access(entry) == ([OWNER], [])
+
+
+def test_content_hash_is_streamed(tmp_path):
+    import hashlib
+    import tracemalloc
+
+    root = tmp_path / "share"
+    write(root, "small.txt", "hello")
+    big = root / "big.bin"
+    with big.open("wb") as fh:  # 256 MiB, sparse: cheap on disk, costly if read at once
+        fh.truncate(256 * 2**20)
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"tail")
+    source = LocalFileShare("share", root)
+    assert source.content_hash("small.txt") == hashlib.sha256(b"hello").hexdigest()
+    expected = hashlib.sha256()
+    with big.open("rb") as fh:
+        while block := fh.read(2**20):
+            expected.update(block)
+    tracemalloc.start()
+    try:
+        digest = source.content_hash("big.bin")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert digest == expected.hexdigest()
+    assert peak < 8 * 2**20, peak
+
+
+def test_content_hash_problems_are_document_errors(tmp_path):
+    from docsync.errors import DocumentError
+
+    root = tmp_path / "share"
+    write(root, "doc.txt")
+    os.mkfifo(root / "pipe.txt")
+    source = LocalFileShare("share", root)
+    for path, stage in (("gone.txt", "read"), ("pipe.txt", "read"), ("../outside.txt", "access")):
+        with pytest.raises(DocumentError) as info:  # no hang on the FIFO
+            source.content_hash(path)
+        assert info.value.failure.stage == stage and path in info.value.failure.reason + str(info.value), path

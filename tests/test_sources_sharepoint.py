@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import random
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,29 @@ import pytest
 from docsync.config import load_settings
 from docsync.sources import AccessUnresolved, SourceUnavailable, open_source
 from docsync.sources.sharepoint import ExportItemError, SharePointExport, quick_xor_hash
-from docsync.sources.sharepoint_acl import graph_principals
-from tests.sharepoint_export import GraphExport, grant, group, link, site_group, user, write_csv_export
+from docsync.sources.sharepoint.acl import graph_principals
+from tests.support.sharepoint_export import (
+    DRIVE,
+    GraphExport,
+    grant,
+    group,
+    group_principal,
+    link,
+    site_group,
+    site_group_principal,
+    user,
+    write_csv_export,
+)
 
 ROOT_PERMS = [
     grant(["owner"], site_group("HQ Owners", "3")),
     grant(["write"], site_group("HQ Members", "5")),
     grant(["read"], site_group("HQ Visitors", "4")),
 ]
-ROOT_PRINCIPALS = ["group:hq members", "group:hq owners", "group:hq visitors"]
+# Groups are keyed by id (issue 13): the site groups 3, 5 and 4 of the library's site.
+ROOT_PRINCIPALS = sorted(site_group_principal(sid) for sid in ("3", "5", "4"))
+FINANCE_PERMS = [grant(["read"], group("Finance Team")), grant(["owner"], site_group("HQ Owners"))]
+FINANCE_PRINCIPALS = sorted([group_principal("Finance Team"), site_group_principal("3")])
 
 
 def entries(source) -> dict:
@@ -35,9 +50,10 @@ def export(tmp_path) -> GraphExport:
     """A small library: inheritance from the root, a folder with broken inheritance, links."""
     exp = GraphExport(tmp_path / "export")
     exp.set_root_permissions(ROOT_PERMS)
-    exp.folder("Finance", [grant(["read"], group("Finance Team")), grant(["owner"], site_group("HQ Owners"))])
-    exp.folder("Finance/Reports")
-    exp.file("Finance/Reports/q1.txt", b"Quarterly numbers.\n")  # no permissions: inherits Finance
+    exp.folder("Finance", FINANCE_PERMS)
+    exp.folder("Finance/Reports", FINANCE_PERMS)  # Graph lists a folder's effective (inherited) permissions
+    exp.folder("General", ROOT_PERMS)
+    exp.file("Finance/Reports/q1.txt", b"Quarterly numbers.\n")  # no permissions: inherits its folder
     exp.file("Finance/payroll.txt", b"Payroll.\n", [grant(["read"], user("CFO@Contoso.com"))])  # unique
     exp.file("General/welcome.md", b"# Welcome\n")  # inherits the library root
     exp.file("General/press.txt", b"Press.\n", ROOT_PERMS + [link("anonymous")])
@@ -98,11 +114,11 @@ def test_graph_export_paths_principals_and_change_signals(export):
     assert q1.mtime_ns == 1767607200 * 10**9  # 2026-01-05T10:00:00Z
     assert q1.version_tag == "qxh:" + quick_xor_hash(b"Quarterly numbers.\n")
     access = {p: source.access(e) for p, e in listed.items()}
-    assert access["Finance/Reports/q1.txt"] == (["group:finance team", "group:hq owners"], [])
+    assert access["Finance/Reports/q1.txt"] == (FINANCE_PRINCIPALS, [])
     assert access["Finance/payroll.txt"] == (["user:cfo@contoso.com"], [])
     assert access["General/welcome.md"] == (ROOT_PRINCIPALS, [])
     assert access["General/press.txt"][0] == sorted(ROOT_PRINCIPALS + ["everyone"])
-    assert access["General/handbook.txt"][0] == ["group:hq owners", "group:org:contoso.onmicrosoft.com"]
+    assert access["General/handbook.txt"][0] == sorted([site_group_principal("3"), "group:org:contoso.onmicrosoft.com"])
     assert access["Projects/plan.txt"][0] == ["user:alice@contoso.com", "user:bob@contoso.com"]
     assert source.read("Finance/Reports/q1.txt") == b"Quarterly numbers.\n"
 
@@ -129,7 +145,7 @@ def test_deleted_items_folders_and_parent_id_walks(export):
     export.file("Projects/old.txt", b"Old.\n", ROOT_PERMS)["deleted"] = {"state": "deleted"}
     # A delta-style item: no parentReference.path, only the parent's id (folders in the manifest).
     folder = export.folder("Projects/Q3 Plans", ROOT_PERMS)
-    folder["parentReference"] = {"driveId": "x", "id": export.items["root"]["id"]}
+    folder["parentReference"] = {"driveId": DRIVE, "id": export.items["root"]["id"]}
     folder["name"] = "Q3 Plans"
     item = export.file("Q3 Plans/kickoff.txt", b"Kickoff.\n", write=False)
     item["parentReference"] = {"id": folder["id"]}
@@ -161,12 +177,12 @@ def test_graph_principal_mapping_edge_cases():
         grant(["read"], {"application": {"id": "app", "displayName": "Backup"}}),  # not a person
         {"roles": ["read"], "grantedTo": {"user": {"email": "legacy@contoso.com"}}},  # legacy field
     ]
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    exported = datetime(2026, 1, 10, tzinfo=timezone.utc)
+    exported = datetime(2026, 1, 10, tzinfo=UTC)
     assert graph_principals(perms, "contoso", exported) == ["everyone", "group:org:contoso", "user:legacy@contoso.com"]
     assert graph_principals([link("organization")]) == ["group:org:organization"]  # no tenant in the manifest
-    assert graph_principals({"value": [grant(["read"], group("Sales"))]}) == ["group:sales"]  # raw /permissions
+    assert graph_principals({"value": [grant(["read"], group("Sales"))]}) == [group_principal("Sales")]  # raw /permissions
     for bad, why in [
         ([], "empty permission list"),
         ("everyone", "not a list"),
@@ -190,11 +206,11 @@ def test_unresolved_permissions_are_per_item(export):
         with pytest.raises(AccessUnresolved, match=why):
             source.access(listed[path])
         assert listed[path].acl_fingerprint.startswith("sp:unresolved:")
-    # No permissions anywhere above an item: unresolved, never "everyone".
-    export.items["root"].pop("permissions")
+    # No permissions on the item's folder: unresolved, never the root's (or "everyone").
+    next(v for v in export.items.values() if v["name"] == "General").pop("permissions")
     export.write()
     source = SharePointExport("sp", export.root)
-    with pytest.raises(AccessUnresolved, match="nor has any folder above it"):
+    with pytest.raises(AccessUnresolved, match="has none either"):
         source.access(entries(source)["General/welcome.md"])
 
 
@@ -248,7 +264,7 @@ def test_bad_entries_are_listed_and_quarantined_alone(export, tmp_path):
     secret.write_bytes(b"TOP SECRET outside the export\n")
     export.file("Misc/missing.txt", b"Never downloaded.\n", ROOT_PERMS, write=False)
     escape = export.file("x.txt", b"TOP SECRET outside the export\n", ROOT_PERMS, item_id="ESCAPE1", write=False)
-    escape["parentReference"]["path"] = f"/drives/x/root:/../../outside"
+    escape["parentReference"]["path"] = "/drives/x/root:/../../outside"
     escape["name"] = "secret.txt"
     export.file("Misc/no-name.txt", b"x\n", ROOT_PERMS, item_id="NONAME1")["name"] = ""
     export.file("Misc/no-date.txt", b"Dateless.\n", ROOT_PERMS).pop("lastModifiedDateTime")
@@ -387,8 +403,9 @@ def test_plan_quarantines_bad_entries_and_uses_version_tags(docsync_env, export)
     with the same size and mtime (no models needed: plan only lists and hashes)."""
     import sqlalchemy as sa
 
-    from docsync import state
-    from docsync.pipeline import _failure_for, plan
+    from docsync import records, state
+    from docsync.steps.plan import plan
+    from docsync.steps.process import failure_for
 
     settings = load_settings().with_overrides(source_kind="sharepoint", source_name="sharepoint", sharepoint_root=str(export.root))
     engine = state.get_engine(settings.state_url)
@@ -411,14 +428,14 @@ def test_plan_quarantines_bad_entries_and_uses_version_tags(docsync_env, export)
     export.write()
 
     planned = plan(settings, "run-1")
-    counts = planned["counts"]
-    assert counts["modified"] == 2 and counts["unchanged"] == len(listed) - 2, counts
-    items = {i["path"]: i for ref in planned["batches"] for i in json.loads(Path(ref).read_text())["items"]}
+    counts = planned.counts
+    assert counts.modified == 2 and counts.unchanged == len(listed) - 2, counts
+    items = {i.path: i for ref in planned.batches for i in records.read_batch(ref).items}
     assert set(items) == {"Finance/Reports/q1.txt", "General/welcome.md"}
-    assert items["General/welcome.md"]["content_hash"] == ""  # could not be read: process quarantines it
+    assert items["General/welcome.md"].content_hash == ""  # could not be read: process quarantines it
     with pytest.raises(ExportItemError) as info:
         SharePointExport("sharepoint", export.root).read("General/welcome.md")
-    failure = _failure_for(info.value, "General/welcome.md")
+    failure = failure_for(info.value, "General/welcome.md")
     assert failure.stage == "read" and "no file files/General/welcome.md" in failure.reason
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(state.documents)).scalar() == len(listed)
@@ -435,3 +452,45 @@ def test_symlink_loop_is_a_read_error(export):
     with pytest.raises(ExportItemError) as info:
         source.read("Misc/loop.txt")
     assert info.value.failure.stage == "read"
+
+
+# --- access of one entry, content hashes ------------------------------------------------------------
+
+
+def test_access_of_a_fresh_source_needs_no_listing(export):
+    listed_source = SharePointExport("sp", export.root)
+    listed = entries(listed_source)
+    for entry in listed.values():
+        assert SharePointExport("sp", export.root).access(entry) == listed_source.access(entry), entry.path
+
+
+def test_content_hash_streams_and_checks_the_quick_xor_hash(export):
+    import hashlib
+
+    from docsync.errors import DocumentError
+    from docsync.sources.sharepoint import QuickXorHash
+
+    big = random.Random(3).randbytes(3 * 2**20 + 5)  # chunks of 1 MiB are not multiples of 160 bytes
+    qxh = QuickXorHash()
+    for start in range(0, len(big), 777_777):
+        qxh.update(big[start : start + 777_777])
+    assert qxh.b64digest() == quick_xor_hash(big)
+    export.file("Data/big.bin", big, ROOT_PERMS)
+    export.file("Data/stale.bin", b"old bytes", ROOT_PERMS)["file"]["hashes"]["quickXorHash"] = quick_xor_hash(b"new bytes")
+    export.write()
+    source = SharePointExport("sp", export.root)
+    assert source.content_hash("Data/big.bin") == hashlib.sha256(big).hexdigest()
+    assert source.content_hash("General/welcome.md") == hashlib.sha256(source.read("General/welcome.md")).hexdigest()
+    for path, why in (("Data/stale.bin", "quickXorHash"), ("Nowhere/x.txt", "no longer in the export manifest")):
+        with pytest.raises(ExportItemError, match=why) as info:
+            source.content_hash(path)
+        assert isinstance(info.value, DocumentError) and info.value.failure.stage == "read"
+
+
+def test_export_item_error_is_a_document_error():
+    from docsync.errors import DocumentError
+
+    error = ExportItemError("source", "x.txt: manifest entry without a 'name'")
+    assert isinstance(error, DocumentError) and isinstance(error, OSError)
+    assert (error.failure.stage, error.failure.reason, str(error)) == ("source", "x.txt: manifest entry without a 'name'",
+                                                                       "x.txt: manifest entry without a 'name'")

@@ -1,20 +1,20 @@
-"""The SMB source against a real Samba server on loopback (tests/smb_server.py); no mocks."""
+"""The SMB source against a real Samba server on loopback (tests/support/smb_server.py); no mocks."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from docsync.sources import AccessUnresolved, SourceUnavailable
 from docsync.sources.smb import SmbFileShare
+from tests.support.smb_server import port_open  # fixtures samba_server, smb_share: conftest.py
 
-try:
-    from tests.smb_server import port_open, samba_server, smb_share  # noqa: F401 - fixtures
-except ImportError:  # tests/ not a package
-    from smb_server import port_open, samba_server, smb_share  # noqa: F401 - fixtures
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ONE_SECOND = 1_000_000_000
 
@@ -36,7 +36,7 @@ def put_acl(root: Path, rel: str, acl: dict) -> Path:
     return put(root, rel + ".acl.json", json.dumps(acl))
 
 
-def source(smb_share, **kwargs) -> SmbFileShare:  # noqa: ANN001
+def source(smb_share, **kwargs) -> SmbFileShare:
     url, user, password, _local = smb_share
     kwargs.setdefault("username", user)
     kwargs.setdefault("password", password)
@@ -87,8 +87,8 @@ def test_listing_nested_folders_sidecars_and_globs(smb_share, monkeypatch):
     for rel, entry in entries.items():
         assert entry.size == (local / rel).stat().st_size
         assert entry.mtime_ns == local_mtime_ns(local / rel)
-    st = sidecar.stat()
-    assert entries["a.txt"].acl_fingerprint == f"smb|{st.st_size}:{local_mtime_ns(sidecar)}"
+    # The sidecar's content, not its size and mtime (a copy can keep both): issue 13.
+    assert entries["a.txt"].acl_fingerprint == f"smb|sha256:{hashlib.sha256(sidecar.read_bytes()).hexdigest()[:32]}"
     assert entries["sub/deep/c.txt"].acl_fingerprint.startswith("smb|")
     assert entries["sub/b.md"].acl_fingerprint == "smb|none"
 
@@ -100,7 +100,7 @@ def test_read_returns_the_bytes_and_refuses_escapes(smb_share):
     put(local, "x y/ünïcode name.txt", "spaces and accents")
     src = source(smb_share)
     assert src.read("bin/blob.dat") == payload
-    assert src.read("x y/ünïcode name.txt") == "spaces and accents".encode()
+    assert src.read("x y/ünïcode name.txt") == b"spaces and accents"
     assert {e.path for e in src.list()} == {"bin/blob.dat", "x y/ünïcode name.txt"}
     for bad in ("../smb.conf", "bin/../../x", "/etc/passwd", "bin\\..\\..\\x", ""):
         with pytest.raises(AccessUnresolved, match="escapes"):
@@ -129,7 +129,7 @@ def test_access_from_sidecars(smb_share):
     src = source(smb_share)
     entries = {e.path: e for e in src.list()}
     assert src.access(entries["simple.txt"]) == (["group:finance", "user:alice"], ["user:bob"])
-    assert src.access(entries["ntfs/export.txt"]) == (["group:corp\\legal"], ["user:eve"])
+    assert src.access(entries["ntfs/export.txt"]) == (["group:legal"], ["user:eve"])  # CORP\Legal: canonical
     with pytest.raises(AccessUnresolved, match="not valid JSON"):
         src.access(entries["broken.txt"])
     # A fresh instance (as in a later DAG task) resolves access without listing first.
@@ -158,7 +158,7 @@ def test_no_sidecar_fails_closed_unless_default_principals(smb_share):
         posix.access(entry)
 
 
-def test_unreachable_wrong_password_and_missing_share_are_outages(smb_share, samba_server):  # noqa: F811
+def test_unreachable_wrong_password_and_missing_share_are_outages(smb_share, samba_server):
     url, user, password, local = smb_share
     put(local, "doc.txt", "x")
     source(smb_share).check_available()  # a good session is now pooled for this server
@@ -189,7 +189,7 @@ def test_unreachable_wrong_password_and_missing_share_are_outages(smb_share, sam
         down.check_available()
 
 
-def test_unlistable_subfolder_is_an_outage_not_a_deletion(smb_share, samba_server):  # noqa: F811
+def test_unlistable_subfolder_is_an_outage_not_a_deletion(smb_share, samba_server):
     if samba_server.file_user == "root":
         pytest.skip("the share is accessed as root, which can list any folder")
     _url, _user, _pw, local = smb_share
@@ -295,3 +295,77 @@ def test_full_pipeline_over_smb(smb_share, docsync_env, monkeypatch):
     with index.open_index(settings) as client:
         points = list(index.scroll_all(client, settings.collection()))
     assert {p.payload["allowed_principals"][0] for p in points if p.payload["path"] == "handbook.txt"} == {"group:staff"}
+
+
+# --- issue 13: sidecars by content and in any letter case; access and hashes of one entry ----------
+
+
+def test_sidecar_change_with_same_size_and_mtime_is_detected(smb_share):
+    """The reproduced bug: a sidecar replaced with same-size content and its old mtime (`cp -p`,
+    `rsync -a`, an SMB client setting timestamps) was no ACL change."""
+    _url, _user, _pw, local = smb_share
+    put(local, "report.txt", "quarterly report")
+    put_acl(local, "report.txt", {"allow": ["group:aaa"]})
+    os.utime(local / "report.txt.acl.json", (1_700_000_000, 1_700_000_000))
+    src = source(smb_share)
+    (before,) = src.list()
+    put_acl(local, "report.txt", {"allow": ["group:zzz"]})  # same size
+    os.utime(local / "report.txt.acl.json", (1_700_000_000, 1_700_000_000))
+    (after,) = src.list()
+    assert after.acl_fingerprint != before.acl_fingerprint
+    assert src.access(after) == (["group:zzz"], [])
+
+
+def test_sidecar_suffix_in_any_case_on_smb(smb_share):
+    _url, _user, _pw, local = smb_share
+    put(local, "doc.txt", "content")
+    put(local, "doc.txt.ACL.JSON", json.dumps({"allow": ["group:hr"]}))
+    put(local, "two.txt", "content")
+    put(local, "two.txt.acl.json", json.dumps({"allow": ["group:hr"]}))
+    put(local, "two.txt.Acl.Json", json.dumps({"allow": ["everyone"]}))
+    src = source(smb_share)
+    entries = {e.path: e for e in src.list()}
+    assert set(entries) == {"doc.txt", "two.txt"}  # a sidecar is never a document
+    assert src.access(entries["doc.txt"]) == (["group:hr"], [])
+    with pytest.raises(AccessUnresolved, match="several ACL sidecars"):
+        src.access(entries["two.txt"])
+
+
+def test_access_of_a_fresh_source_needs_no_listing(smb_share):
+    _url, _user, _pw, local = smb_share
+    put(local, "a/with.txt", "one")
+    put_acl(local, "a/with.txt", {"allow": ["group:Finance"], "deny": ["user:CORP\\bob"]})
+    put(local, "a/without.txt", "two")
+    put(local, "top.txt", "three")
+    put_acl(local, "top.txt", {"allow": ["everyone"]})
+    listed_source = source(smb_share, default_principals=("group:Staff",))
+    entries = {e.path: e for e in listed_source.list()}
+    assert len(entries) == 3
+    for entry in entries.values():
+        fresh = source(smb_share, default_principals=("group:Staff",))
+        assert fresh.access(entry) == listed_source.access(entry), entry.path
+    assert listed_source.access(entries["a/with.txt"]) == (["group:finance"], ["user:bob"])
+    assert listed_source.access(entries["a/without.txt"]) == (["group:staff"], [])
+
+
+def test_content_hash_is_streamed_over_smb(smb_share):
+    import tracemalloc
+
+    from docsync.errors import DocumentError
+
+    _url, _user, _pw, local = smb_share
+    payload = os.urandom(12 * 2**20 + 3)
+    put(local, "big.bin", payload)
+    src = source(smb_share)
+    src.check_available()
+    tracemalloc.start()
+    try:
+        digest = src.content_hash("big.bin")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert digest == hashlib.sha256(payload).hexdigest()
+    assert peak < 8 * 2**20, peak
+    with pytest.raises(DocumentError) as info:
+        src.content_hash("gone.bin")
+    assert info.value.failure.stage == "read" and "gone.bin" in info.value.failure.reason

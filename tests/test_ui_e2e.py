@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.airflow_env import AIRFLOW, REPO, airflow_env
-from tests.cdp import Browser
+from tests.support.airflow_env import AIRFLOW, REPO, airflow_env
+from tests.support.cdp import Browser
 
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 DOC = "handbook/travel-policy.txt"
@@ -214,7 +214,7 @@ def review_scenario(stack: dict, browser: Browser) -> None:
     # 4. The next sync (the administrator has since set default principals) indexes it.
     summary = docsync_sync(stack["env"], stack["share"], DOCSYNC_DEFAULT_PRINCIPALS="group:staff")
     assert summary["retried"] == 1 and summary["indexed"] == 1 and summary["quarantined"] == 0
-    browser.eval(f"document.querySelector('iframe').contentWindow.location.reload()")
+    browser.eval("document.querySelector('iframe').contentWindow.location.reload()")
     browser.wait_for(f"{FRAME}.querySelector('#status') && {FRAME}.querySelector('#status').textContent === 'resolved'",
                      what="status 'resolved' after the sync")
     assert "indexed at" in browser.eval(f"{FRAME}.querySelector('#document').textContent")

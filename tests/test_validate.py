@@ -11,8 +11,8 @@ import json
 import pytest
 
 from docsync.config import PROJECT_ROOT, load_settings
-from docsync.quarantine import Failure
-from docsync.validate import CHUNK_SUITE, DOCUMENT_SUITE, validate_chunks, validate_documents
+from docsync.errors import Failure
+from docsync.validate import CHUNK_SUITE, DOCUMENT_SUITE, Validation, validate_chunks, validate_documents
 
 SUITES = PROJECT_ROOT / "expectations"
 DOC_SUITE = json.loads((SUITES / DOCUMENT_SUITE).read_text())
@@ -85,6 +85,19 @@ def test_good_rows_pass(vsettings):
     rows = [good_row("a"), good_row("b", ocr_confidence=91.5, mime="image/png"), good_row("c", mime="text/markdown")]
     assert validate_documents(rows, vsettings) == {}
     assert validate_documents([], vsettings) == {}
+
+
+def test_validation_returns_results_and_writes_nothing(vsettings):
+    """Pure: the failures and the GX result come back; nothing is written (Data Docs are
+    recorded by the process step, docsync.data_docs.record)."""
+    before = sorted(p for p in vsettings.home.rglob("*"))
+    validation = validate_documents([good_row("ok"), good_row("no-acl", allowed_count=0)], vsettings)
+    assert isinstance(validation, Validation) and set(validation.failures) == {"no-acl"}
+    assert validation["no-acl"] is validation.failures["no-acl"] and "ok" not in validation
+    assert validation.result.success is False and validation.result.suite_name == DOC_SUITE["name"]
+    chunks = validate_chunks([chunk_row("p1", "clean")], vsettings)
+    assert chunks.failures == {} and chunks.result.success is True
+    assert sorted(p for p in vsettings.home.rglob("*")) == before
 
 
 def test_each_document_expectation_maps_failure_to_its_doc(vsettings):

@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from docsync.embed import MODEL_MAX_TOKENS, get_tokenizer
-from docsync.parse import Block
+
+if TYPE_CHECKING:
+    from docsync.parse import Block
 
 POINT_NAMESPACE = uuid.UUID("6f1c1b9e-3d7a-5c38-9a43-2f0d0c6f8e11")
 

@@ -36,7 +36,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from docsync.pipeline import reconcile
+    from docsync.steps.reconcile import reconcile
 
     _print(reconcile(_settings(args)), args.json)
     return 0
@@ -111,7 +111,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_corpus(args: argparse.Namespace) -> int:
-    from docsync.corpus import generate_demo_corpus
+    from docsync.demo import generate_demo_corpus
 
     manifest = generate_demo_corpus(Path(args.out))
     if args.manifest:

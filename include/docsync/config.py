@@ -77,7 +77,7 @@ class Settings:
     staging_dir: str
     qdrant_url: str | None
     qdrant_path: Path
-    qdrant_api_key: str | None
+    qdrant_api_key: str | None = field(repr=False)  # secrets never appear in repr() or logs
     qdrant_conn_id: str | None
     collection_prefix: str
     source_name: str
@@ -94,23 +94,34 @@ class Settings:
     ocr_lang: str
     ocr_min_page_chars: int
     pii_entities: tuple[str, ...]
-    pii_hmac_key: str | None
+    pii_hmac_key: str | None = field(repr=False)
     pii_score_threshold: float
     expectations_dir: Path
     doc_timeout_s: int
     default_principals: tuple[str, ...]
     acl_mode: str
     smb_username: str | None
-    smb_password: str | None
+    smb_password: str | None = field(repr=False)
     freshness_slo_s: int
     extra: dict = field(default_factory=dict)
     source_kind: str = "fileshare"  # fileshare | sharepoint: which Source open_source() builds
     sharepoint_root: str = ""  # SharePoint export folder (manifest.json or library.csv + files/)
     data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
     data_docs_keep_runs: int = 20
+    # Roots a run may use (DAG param `root`, --root): local paths or smb:// URLs; a sub-folder of
+    # one is allowed too. The configured root of the source kind is always allowed.
+    allowed_roots: tuple[str, ...] = ()
+    # Owners whose ACL sidecars are trusted besides the document's own owner: `uid:<n>`,
+    # `gid:<n>`, `user:<name>`, `group:<name>` (see docsync.sources.acl.TrustedOwners).
+    trusted_sidecar_owners: tuple[str, ...] = ()
+    # The organisation's UPN domains: bob@<domain> is the principal user:bob (docsync.principals).
+    principal_domains: tuple[str, ...] = ()
     ocr_confidence_scope: str = "page"  # page: lowest page confidence | document: mean over words
     reconcile_interval_h: float = 24.0  # full state/Qdrant check on runs that wrote nothing; 0 = every run
+    batch_budget_s: int = 7200  # a batch's total processing time; what does not fit is deferred
     workers: int = 1  # CLI/run_sync: batches processed in parallel processes (the DAG maps tasks instead)
+    max_page_pixels: int = 40_000_000  # a page is rendered for OCR at most this large; bigger image frames are refused
+    max_doc_memory_bytes: int = 2048 * 2**20  # memory one document's preparation may add (docsync.limits); 0 = no limit
 
     def collection(self, source_name: str | None = None) -> str:
         """Qdrant collection of a source: one collection per source."""
@@ -164,7 +175,13 @@ def load_settings() -> Settings:
         sharepoint_root=_env("DOCSYNC_SHAREPOINT_ROOT", str(PROJECT_ROOT / ".demo" / "sharepoint")),
         data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
         data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
+        allowed_roots=_list("DOCSYNC_ALLOWED_ROOTS"),
+        trusted_sidecar_owners=_list("DOCSYNC_TRUSTED_SIDECAR_OWNERS"),
+        principal_domains=_list("DOCSYNC_PRINCIPAL_DOMAINS"),
         ocr_confidence_scope=_ocr_scope(_env("DOCSYNC_OCR_CONFIDENCE_SCOPE", "page")),
         reconcile_interval_h=float(_env("DOCSYNC_RECONCILE_INTERVAL_H", "24")),
+        batch_budget_s=int(_env("DOCSYNC_BATCH_BUDGET_S", "7200")),
         workers=max(1, int(_env("DOCSYNC_WORKERS", "1"))),
+        max_page_pixels=int(float(_env("DOCSYNC_MAX_PAGE_PIXELS", "40000000"))),
+        max_doc_memory_bytes=int(float(_env("DOCSYNC_MAX_DOC_MEMORY_MB", "2048")) * 2**20),
     )

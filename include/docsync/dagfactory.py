@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from airflow.sdk import Asset, Param, dag, task
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import RuntimeTaskInstanceProtocol
+
+    from docsync.config import Settings
 
 DEFAULT_ARGS = {
     "owner": "docsync",
@@ -36,9 +42,10 @@ def build_sync_dag(
     doc_md: str,
     source_kind: str = "fileshare",
 ) -> object:
-    """A TaskFlow DAG: plan -> process (mapped over batches) -> index (mapped, one writer)
-    -> finalize (deletes, ACL-only updates, metrics, Asset) -> reconcile; freshness_check
-    runs after finalize whatever happened and fails when the freshness SLO is breached."""
+    """A TaskFlow DAG: plan -> updates (deletes and ACL-only changes) -> process (mapped over
+    batches) -> write (mapped, one writer) -> finalize (summary, metrics, Asset) -> reconcile;
+    freshness_check runs after finalize whatever happened and fails when the freshness SLO is
+    breached. Only references travel through XCom: the plan's, the batches', the results'."""
     asset = collection_asset(source_name)
 
     @dag(
@@ -55,45 +62,54 @@ def build_sync_dag(
         doc_md=doc_md,
     )
     def sync_dag():
-        def settings_for_run():  # noqa: ANN202 - runs inside a task, never at parse time
+        def settings_for_run() -> Settings:  # runs inside a task, never at parse time
             from docsync.config import load_settings
 
             return load_settings().with_overrides(source_name=source_name, source_kind=source_kind)
 
         @task
-        def plan(params: dict | None = None, run_id: str | None = None) -> list[str]:
-            """Stage the run's batches; returns their references (mapped over below)."""
-            from docsync.pipeline import plan as plan_run
+        def plan(
+            params: dict | None = None, run_id: str | None = None, ti: RuntimeTaskInstanceProtocol | None = None
+        ) -> list[str]:
+            """Stage the run's work; returns the batches' references (mapped over below) and
+            pushes the plan's reference as XCom ``plan`` for the updates and finalize tasks."""
+            from docsync.steps.plan import plan as plan_run
 
-            settings = settings_for_run()
-            return plan_run(settings, run_id, (params or {}).get("root") or None)["batches"]
+            planned = plan_run(settings_for_run(), run_id, (params or {}).get("root") or None)
+            ti.xcom_push(key="plan", value=planned.plan)
+            return list(planned.batches)
+
+        @task
+        def updates(plan_ref: str) -> dict:
+            """Deletes and ACL-only changes first, before any document is processed."""
+            from docsync.steps.updates import apply_updates
+
+            return apply_updates(settings_for_run(), plan_ref).to_json()
 
         @task(pool=process_pool())  # caps concurrent OCR + embedding across all workers
         def process(batch_ref: str) -> str:
-            from docsync.pipeline import process_batch
+            from docsync.steps.process import process_batch
 
             return process_batch(settings_for_run(), batch_ref)
 
-        # Embedded Qdrant takes one writer: index tasks run one at a time.
+        # Embedded Qdrant takes one writer: write tasks run one at a time.
         @task(max_active_tis_per_dag=1)
-        def index(result_ref: str) -> dict:
-            from docsync.pipeline import index_batch
+        def write(result_ref: str) -> dict:
+            from docsync.steps.write import write_batch
 
-            return index_batch(settings_for_run(), result_ref)
+            return write_batch(settings_for_run(), result_ref).to_json()
 
         @task(trigger_rule="none_failed", outlets=[asset])
-        def finalize(index_results=None, run_id: str | None = None) -> dict:  # noqa: ANN001
-            from docsync.pipeline import finalize as finalize_run
-            from docsync.storage import plan_ref
+        def finalize(plan_ref: str, updates_report: dict, write_reports: list | None = None) -> dict:
+            from docsync.steps.finalize import finalize as finalize_run
 
-            settings = settings_for_run()
-            results = [r for r in (index_results or []) if r]
-            return finalize_run(settings, plan_ref(settings, source_name, run_id), results)
+            return finalize_run(settings_for_run(), plan_ref, list(write_reports or []), updates_report)
 
         @task(trigger_rule="none_failed")
         def reconcile(summary: dict, run_id: str | None = None) -> dict:
-            """Repair drift when due (see pipeline.reconcile_reason), then drop the run's staged files (a failed run keeps them for retries)."""
-            from docsync.pipeline import reconcile_if_due
+            """Repair drift when due (see steps.reconcile.reconcile_reason), then drop the run's
+            staged files (a failed run keeps them for retries)."""
+            from docsync.steps.reconcile import reconcile_if_due
             from docsync.storage import cleanup_run
 
             settings = settings_for_run()
@@ -114,8 +130,12 @@ def build_sync_dag(
             except FreshnessSLOBreached as exc:
                 raise AirflowFailException(str(exc)) from exc
 
-        indexed = index.expand(result_ref=process.expand(batch_ref=plan()))
-        summary = finalize(indexed)
+        batches = plan()
+        plan_ref = batches["plan"]  # the XCom the plan task pushed under the key "plan"
+        applied = updates(plan_ref)
+        processed = process.expand(batch_ref=batches)
+        applied >> processed  # no processing failure can hold back a revocation
+        summary = finalize(plan_ref, applied, write.expand(result_ref=processed))
         reconcile(summary)
         summary >> freshness_check()
 

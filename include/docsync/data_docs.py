@@ -4,8 +4,9 @@ as a static HTML site per source at ``$DOCSYNC_HOME/data_docs/<source>/site/inde
 
 Data Docs never show a value that may be PII: unexpected values are kept only for
 columns of ids and numbers (at most ``MAX_VALUES`` of them), never for chunk text.
-Each batch stores its results (:func:`record`, from validation); the run's pages and the
-index are rendered once, when the run is finalized (:func:`build`). Only the newest
+Each batch stores the results of its validations (:func:`record`, called by the process
+step with what :mod:`docsync.validate` returned); the run's pages and the index are
+rendered once, when the run is finalized (:func:`build`). Only the newest
 ``DOCSYNC_DATA_DOCS_KEEP_RUNS`` runs are kept; ``DOCSYNC_DATA_DOCS=0`` turns it all off.
 Data Docs never fail a batch or a run: errors are logged.
 """
@@ -19,9 +20,17 @@ import logging
 import shutil
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from docsync.config import Settings
 from docsync.storage import safe_name
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.data_context import FileDataContext
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+    from docsync.config import Settings
+    from docsync.validate import Validation
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +56,13 @@ def index_page(settings: Settings, source: str) -> Path:
     return site_dir(settings, source) / "site" / "index.html"
 
 
-def _clean_index_entry(entry, keep_value: bool):  # noqa: ANN001, ANN202
+def _clean_index_entry(entry: Any, keep_value: bool) -> Any:
     if not isinstance(entry, dict):
         return entry if keep_value else WITHHELD
     return {k: v for k, v in entry.items() if keep_value or k in ("doc_id", "point_id")}
 
 
-def sanitize(result):  # noqa: ANN001, ANN201
+def sanitize(result: ExpectationSuiteValidationResult) -> ExpectationSuiteValidationResult:
     """A copy of a suite validation result that is safe to publish (see module doc)."""
     clean = copy.deepcopy(result)
     for item in clean.results:
@@ -94,7 +103,7 @@ def _locked(directory: Path):
 
 
 @lru_cache(maxsize=8)
-def _context(root: str):  # noqa: ANN202
+def _context(root: str) -> FileDataContext:
     """File-backed GX context of one source's docs, with the site at ``<root>/site``."""
     import great_expectations as gx
 
@@ -131,7 +140,7 @@ def _prune(root: Path, keep: int) -> None:
                 shutil.rmtree(suite_dir / run, ignore_errors=True)
 
 
-def _key(result, run_id: str, batch: str):  # noqa: ANN001, ANN202
+def _key(result: ExpectationSuiteValidationResult, run_id: str, batch: str) -> ValidationResultIdentifier:
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -145,16 +154,18 @@ def _key(result, run_id: str, batch: str):  # noqa: ANN001, ANN202
     )
 
 
-def record(settings: Settings, result, source: str, run_id: str, batch: str) -> None:  # noqa: ANN001
+def record(settings: Settings, source: str, run_id: str, batch: str, validation: Validation) -> None:
     """Store one batch's validation result (sanitized) for the run's Data Docs (cheap:
-    the HTML is rendered once per run by :func:`build`)."""
-    if not settings.data_docs:
+    the HTML is rendered once per run by :func:`build`). A validation of no rows has no
+    result and stores nothing."""
+    result = validation.result
+    if not settings.data_docs or result is None:
         return
     root = site_dir(settings, source)
     try:
         with _locked(root):
             _context(str(root)).validation_results_store.set(_key(result, run_id, batch), sanitize(result))
-    except Exception as exc:  # noqa: BLE001 - documentation only; validation already decided
+    except Exception as exc:  # documentation only: validation already decided, never fail the batch
         log.warning("GX validation result of %s run %s not stored for Data Docs: %s: %s",
                     source, run_id, type(exc).__name__, exc)
 
@@ -178,6 +189,6 @@ def build(settings: Settings, source: str, run_id: str) -> Path | None:
             context.build_data_docs(site_names=[SITE], resource_identifiers=keys)
         log.info("GX Data Docs of %s run %s: %s", source, run_id, index_page(settings, source))
         return index_page(settings, source)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # documentation only: never fail the run
         log.warning("GX Data Docs of %s run %s not built: %s: %s", source, run_id, type(exc).__name__, exc)
         return None

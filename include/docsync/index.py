@@ -7,11 +7,18 @@ lock and every task closes its client when done: writes are serialized across pr
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from docsync.config import Settings
 from docsync.embed import VECTOR_SIZE
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient, models
+
+    from docsync.records import ChunkRecord, DocResult
 
 ACCESS_FIELD = "allowed_principals"
 DENY_FIELD = "denied_principals"
@@ -23,7 +30,7 @@ class IndexUnavailable(RuntimeError):
     pass
 
 
-def _connect(settings: Settings):  # noqa: ANN202
+def _connect(settings: Settings) -> QdrantClient:
     from qdrant_client import QdrantClient
 
     if settings.qdrant_conn_id:
@@ -33,7 +40,8 @@ def _connect(settings: Settings):  # noqa: ANN202
         return QdrantHook(conn_id=settings.qdrant_conn_id).conn
     if settings.qdrant_url:
         return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=60)
-    settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+    settings.qdrant_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.qdrant_path.chmod(0o700)  # the embedded index holds document text: owner only
     return QdrantClient(path=str(settings.qdrant_path))
 
 
@@ -86,7 +94,7 @@ def open_index(settings: Settings, wait_s: float = 600) -> Iterator:
         client.close()
 
 
-def ensure_collection(client, name: str, local: bool) -> None:  # noqa: ANN001
+def ensure_collection(client: QdrantClient, name: str, local: bool) -> None:
     """Make ``name`` usable. A new one is the alias ``name`` -> collection ``<name>_v1``:
     reads and writes go through the alias, so `docsync reindex` can swap it atomically.
     An existing plain collection called ``name`` (older deployments) is used as it is."""
@@ -98,7 +106,7 @@ def ensure_collection(client, name: str, local: bool) -> None:  # noqa: ANN001
     switch_alias(client, name, target)
 
 
-def create_collection(client, name: str, local: bool) -> None:  # noqa: ANN001
+def create_collection(client: QdrantClient, name: str, local: bool) -> None:
     """A concrete collection with docsync's vector size and, on a server, payload indexes."""
     from qdrant_client import models
 
@@ -110,7 +118,7 @@ def create_collection(client, name: str, local: bool) -> None:  # noqa: ANN001
             client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
 
 
-def alias_target(client, alias: str) -> str | None:  # noqa: ANN001
+def alias_target(client: QdrantClient, alias: str) -> str | None:
     """The collection an alias points to, or None when ``alias`` is no alias."""
     for item in client.get_aliases().aliases:
         if item.alias_name == alias:
@@ -118,7 +126,7 @@ def alias_target(client, alias: str) -> str | None:  # noqa: ANN001
     return None
 
 
-def switch_alias(client, alias: str, collection: str) -> None:  # noqa: ANN001
+def switch_alias(client: QdrantClient, alias: str, collection: str) -> None:
     """Point ``alias`` at ``collection`` in one atomic alias update."""
     from qdrant_client import models
 
@@ -131,7 +139,7 @@ def switch_alias(client, alias: str, collection: str) -> None:  # noqa: ANN001
     client.update_collection_aliases(change_aliases_operations=operations)
 
 
-def upsert(client, collection: str, points: list[tuple[str, list[float], dict]]) -> None:  # noqa: ANN001
+def upsert(client: QdrantClient, collection: str, points: list[tuple[str, list[float], dict]]) -> None:
     from qdrant_client import models
 
     for start in range(0, len(points), UPSERT_BATCH):
@@ -143,12 +151,12 @@ def upsert(client, collection: str, points: list[tuple[str, list[float], dict]])
         )
 
 
-def set_payload(client, collection: str, payload: dict, ids: list[str]) -> None:  # noqa: ANN001
+def set_payload(client: QdrantClient, collection: str, payload: dict, ids: list[str]) -> None:
     if ids:
         client.set_payload(collection, payload=payload, points=ids, wait=True)
 
 
-def existing_ids(client, collection: str, ids: Iterable[str]) -> set[str]:  # noqa: ANN001
+def existing_ids(client: QdrantClient, collection: str, ids: Iterable[str]) -> set[str]:
     ids = list(ids)
     found: set[str] = set()
     for start in range(0, len(ids), 1000):
@@ -157,7 +165,7 @@ def existing_ids(client, collection: str, ids: Iterable[str]) -> set[str]:  # no
     return found
 
 
-def delete_ids(client, collection: str, ids: Iterable[str]) -> None:  # noqa: ANN001
+def delete_ids(client: QdrantClient, collection: str, ids: Iterable[str]) -> None:
     from qdrant_client import models
 
     ids = list(ids)
@@ -165,19 +173,54 @@ def delete_ids(client, collection: str, ids: Iterable[str]) -> None:  # noqa: AN
         client.delete(collection, points_selector=models.PointIdsList(points=ids[start : start + 1000]), wait=True)
 
 
-def delete_doc(client, collection: str, doc_id: str) -> None:  # noqa: ANN001
+def document_filter(doc_id: str, keep: list[str] | None = None) -> models.Filter:
+    """Points of one document, except the ids in ``keep``."""
     from qdrant_client import models
 
-    client.delete(
-        collection,
-        points_selector=models.FilterSelector(
-            filter=models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))])
-        ),
-        wait=True,
+    must_not = [models.HasIdCondition(has_id=keep)] if keep else []
+    return models.Filter(
+        must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))], must_not=must_not
     )
 
 
-def scroll_all(client, collection: str, with_payload: bool | list[str] = True) -> Iterator:  # noqa: ANN001
+def delete_doc(client: QdrantClient, collection: str, doc_id: str, keep: list[str] | None = None) -> None:
+    """Delete a document's points (all, or all but ``keep``)."""
+    from qdrant_client import models
+
+    client.delete(collection, points_selector=models.FilterSelector(filter=document_filter(doc_id, keep)), wait=True)
+
+
+def set_document_payload(client: QdrantClient, collection: str, doc_id: str, payload: dict) -> None:
+    """Change payload fields on every point of one document (moves, ACL-only changes)."""
+    client.set_payload(collection, payload=payload, points=document_filter(doc_id), wait=True)
+
+
+def access_payload(allowed: Iterable[str], denied: Iterable[str]) -> dict:
+    """The payload fields that decide who may read a point."""
+    return {ACCESS_FIELD: list(allowed), DENY_FIELD: list(denied)}
+
+
+def point_payload(source: str, doc: DocResult, chunk: ChunkRecord, indexed_at: str) -> dict:
+    """The payload of one chunk's point: what RAG applications read and filter on."""
+    entry = doc.item.entry
+    return {
+        "doc_id": doc.doc_id,
+        "source": source,
+        "path": entry.path,
+        "chunk_index": chunk.index,
+        "page": chunk.pages[0] if chunk.pages else None,
+        "pages": list(chunk.pages),
+        "heading": chunk.heading,
+        "text": chunk.text,
+        "text_hash": chunk.text_hash,
+        "content_hash": doc.content_hash,
+        "mime": doc.meta.mime if doc.meta else "",
+        "modified_at": datetime.fromtimestamp(entry.mtime_ns / 1e9, tz=timezone.utc).isoformat(),
+        "indexed_at": indexed_at,
+    } | access_payload(doc.allowed, doc.denied)
+
+
+def scroll_all(client: QdrantClient, collection: str, with_payload: bool | list[str] = True) -> Iterator:
     """Every point (id and payload) of a collection."""
     if not client.collection_exists(collection):
         return
@@ -191,18 +234,22 @@ def scroll_all(client, collection: str, with_payload: bool | list[str] = True) -
             break
 
 
-def access_filter(principals: list[str]):  # noqa: ANN201
-    """Only points readable by one of ``principals`` and denied to none of them."""
+def access_filter(principals: list[str]) -> models.Filter:
+    """Only points readable by one of ``principals`` and denied to none of them. The principals
+    are canonicalised exactly as the sources canonicalise the index side (docsync.principals);
+    one that is not a principal raises InvalidPrincipal rather than being guessed at."""
     from qdrant_client import models
 
-    values = [p.lower() for p in principals] + ["everyone"]
+    from docsync.principals import EVERYONE, canonical_principals
+
+    values = canonical_principals([*principals, EVERYONE])
     return models.Filter(
         must=[models.FieldCondition(key=ACCESS_FIELD, match=models.MatchAny(any=values))],
         must_not=[models.FieldCondition(key=DENY_FIELD, match=models.MatchAny(any=values))],
     )
 
 
-def search(client, collection: str, vector: list[float], principals: list[str], limit: int = 5) -> list:  # noqa: ANN001
+def search(client: QdrantClient, collection: str, vector: list[float], principals: list[str], limit: int = 5) -> list:
     """Nearest chunks the principals may read (RAG apps must always pass a filter)."""
     response = client.query_points(
         collection, query=vector, query_filter=access_filter(principals), limit=limit, with_payload=True

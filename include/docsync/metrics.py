@@ -10,18 +10,21 @@ import math
 import os
 import sys
 from collections import Counter
-from datetime import datetime
-from pathlib import Path
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from docsync import state
-from docsync.config import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy.engine import Engine
+
+    from docsync.config import Settings
+    from docsync.records import Plan, UpdatesReport, WriteReport
 
 log = logging.getLogger(__name__)
 
-STAGES = ("plan", "process", "index", "finalize")
+STAGES = ("plan", "updates", "process", "index", "finalize")
 
 # Every Prometheus metric docsync emits (all gauges, label ``source``; some have one more label).
 CATALOGUE: dict[str, str] = {
@@ -39,6 +42,8 @@ CATALOGUE: dict[str, str] = {
     "docsync_chunks_embedded": "Chunks embedded by the last run.",
     "docsync_chunks_reused": "Chunks whose vectors were reused by the last run.",
     "docsync_backlog": "Planned documents the last run neither indexed nor quarantined.",
+    "docsync_deferred": "Documents the last run deferred to the next one (a batch ran out of its time budget).",
+    "docsync_revocation_lag_max_s": "Longest seconds from detecting a deletion or ACL-only change to applying it, last run.",
     "docsync_ocr_pages": "Pages OCR'd by the last run.",
     "docsync_documents_indexed_total": "Documents of the source currently indexed.",
     "docsync_documents_quarantined_total": "Documents of the source currently quarantined.",
@@ -72,46 +77,36 @@ def lag_stats(lags: list[float]) -> dict:
 
 
 def summarize(
-    engine: Engine, plan_doc: dict, index_results: list[dict], applied: dict, finalize_s: float = 0.0
+    engine: Engine, plan: Plan, write_reports: list[WriteReport], updates: UpdatesReport, finalize_s: float = 0.0
 ) -> dict:
+    """The run summary: what the plan found, what was written and applied, and the totals."""
     totals: Counter = Counter()
     pii: Counter = Counter()
     lags: list[float] = []
     ocr_pages = 0
-    stage_s = {"plan": float(plan_doc.get("plan_s", 0.0)), "process": 0.0, "index": 0.0, "finalize": finalize_s}
-    for result in index_results:
-        totals.update(result.get("counts", {}))
-        pii.update(result.get("pii", {}))
-        lags += result.get("lags", [])
-        ocr_pages += result.get("ocr_pages", 0)
-        stage_s["process"] += result.get("process_s", 0.0)
-        stage_s["index"] += result.get("index_s", 0.0)
-    counts = plan_doc["counts"]
-    planned = counts["new"] + counts["modified"] + counts["retried"]
-    source = plan_doc["source"]
-    with engine.connect() as conn:
-        by_status = dict(
-            conn.execute(
-                sa.select(state.documents.c.status, sa.func.count())
-                .where(state.documents.c.source == source)
-                .group_by(state.documents.c.status)
-            ).all()
-        )
-        open_quarantine = conn.execute(
-            sa.select(sa.func.count()).where(
-                state.quarantine.c.source == source, state.quarantine.c.status == "open"
-            )
-        ).scalar()
+    stage_s = {"plan": plan.plan_s, "updates": updates.updates_s, "process": 0.0, "index": 0.0, "finalize": finalize_s}
+    for report in write_reports:
+        totals.update(report.counts)
+        pii.update(report.pii)
+        lags += report.lags
+        ocr_pages += report.ocr_pages
+        stage_s["process"] += report.process_s
+        stage_s["index"] += report.index_s
+    counts = plan.counts
+    planned = counts.new + counts.modified + counts.retried
+    by_status = state.document_status_counts(engine, plan.source)
+    applied = updates.applied
     return {
-        "source": source,
-        "run_id": plan_doc["run_id"],
-        "seen": counts["seen"],
-        "unchanged": counts["unchanged"],
-        "new": counts["new"],
-        "modified": counts["modified"],
-        "retried": counts["retried"],
+        "source": plan.source,
+        "run_id": plan.run_id,
+        "seen": counts.seen,
+        "unchanged": counts.unchanged,
+        "new": counts.new,
+        "modified": counts.modified,
+        "retried": counts.retried,
         "indexed": totals["indexed"],
         "quarantined": totals["quarantined"] + applied.get("quarantined", 0),
+        "deferred": totals["deferred"],
         "deleted": applied.get("deleted", 0),
         "moved": applied.get("move", 0),
         "acl_updated": applied.get("acl", 0),
@@ -122,10 +117,11 @@ def summarize(
         "ocr_pages": ocr_pages,
         "pii_entities": dict(pii),
         "lag_s": lag_stats(lags),
+        "revocation_lag_max_s": max(updates.revocation_lag_s, default=0.0),
         "stage_s": {k: round(v, 3) for k, v in stage_s.items()},
         "documents_indexed_total": by_status.get("indexed", 0),
         "documents_quarantined_total": by_status.get("quarantined", 0),
-        "quarantine_open": open_quarantine,
+        "quarantine_open": state.open_quarantine_count(engine, plan.source),
     }
 
 
@@ -215,7 +211,7 @@ def _statsd(source: str, values: dict[str, float]) -> None:
         for name, value in values.items():
             if not math.isnan(value):
                 Stats.gauge(f"docsync.{source}.{name}", value)
-    except Exception:  # noqa: BLE001 - metrics must never fail a sync; outside Airflow there is no client
+    except Exception:  # metrics must never fail a sync; outside Airflow there is no client
         log.debug("StatsD metrics not emitted (not running inside Airflow)")
 
 
@@ -289,68 +285,31 @@ def check_freshness(settings: Settings, source: str | None = None) -> dict:
 
 def sources(engine: Engine) -> list[str]:
     """Every source with a run or a quarantine entry."""
-    with engine.connect() as conn:
-        names = {r[0] for r in conn.execute(sa.select(state.runs.c.source).distinct())}
-        names |= {r[0] for r in conn.execute(sa.select(state.quarantine.c.source).distinct())}
-    return sorted(names)
+    return state.source_names(engine)
 
 
 def latest_values(engine: Engine, source: str, slo_s: int) -> dict[str, float]:
     """Metrics of the source's last successful run, with live freshness and open quarantine."""
     values: dict[str, float] = {}
-    with engine.connect() as conn:
-        last = conn.execute(
-            sa.select(state.runs.c.run_id, state.runs.c.finished_at)
-            .where(state.runs.c.source == source, state.runs.c.status == "success")
-            .order_by(state.runs.c.finished_at.desc())
-            .limit(1)
-        ).first()
-        if last is not None:
-            rows = conn.execute(
-                sa.select(state.metric_points.c.name, state.metric_points.c.value).where(
-                    state.metric_points.c.run_id == last.run_id
-                )
-            )
-            values = {r.name: r.value for r in rows}
-            finished: datetime = state.as_utc(last.finished_at)
-            values["last_success_timestamp_s"] = finished.timestamp()
-        values["quarantine_open"] = float(
-            conn.execute(
-                sa.select(sa.func.count()).where(
-                    state.quarantine.c.source == source, state.quarantine.c.status == "open"
-                )
-            ).scalar()
-        )
-    age = None if last is None else (state.utcnow() - state.as_utc(last.finished_at)).total_seconds()
+    last = state.last_successful_run(engine, source)
+    if last is not None:
+        values = state.run_metrics(engine, [last["run_id"]])[last["run_id"]]
+        values["last_success_timestamp_s"] = last["finished_at"].timestamp()
+    values["quarantine_open"] = float(state.open_quarantine_count(engine, source))
+    age = None if last is None else (state.utcnow() - last["finished_at"]).total_seconds()
     return values | _freshness_values(age, slo_s)
 
 
-def exposition(engine: Engine, slo_s: int) -> str:
-    """The latest metrics of every source in Prometheus text format."""
+def exposition(engine: Engine, slo_s: int, only: list[str] | None = None) -> str:
+    """The latest metrics of every source (or of the sources in ``only``) in Prometheus text format."""
     samples: list[Sample] = []
-    for source in sources(engine):
+    for source in sources(engine) if only is None else only:
         samples += samples_for(source, latest_values(engine, source, slo_s))
     return render(samples)
 
 
 def history(engine: Engine, source: str, limit: int = 50) -> list[dict]:
     """Per-run metrics of a source, oldest first: [{run_id, finished_at, status, values}]."""
-    with engine.connect() as conn:
-        runs = conn.execute(
-            sa.select(state.runs.c.run_id, state.runs.c.finished_at, state.runs.c.status)
-            .where(state.runs.c.source == source, state.runs.c.finished_at.is_not(None))
-            .order_by(state.runs.c.finished_at.desc())
-            .limit(limit)
-        ).all()
-        ids = [r.run_id for r in runs]
-        points: dict[str, dict[str, float]] = {i: {} for i in ids}
-        if ids:
-            for row in conn.execute(
-                sa.select(state.metric_points.c.run_id, state.metric_points.c.name, state.metric_points.c.value)
-                .where(state.metric_points.c.run_id.in_(ids))
-            ):
-                points[row.run_id][row.name] = row.value
-    return [
-        {"run_id": r.run_id, "finished_at": state.as_utc(r.finished_at), "status": r.status, "values": points[r.run_id]}
-        for r in reversed(runs)
-    ]
+    runs = state.finished_runs(engine, source, limit)
+    points = state.run_metrics(engine, [r["run_id"] for r in runs])
+    return [r | {"values": points[r["run_id"]]} for r in reversed(runs)]

@@ -9,9 +9,12 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from docsync.config import apply_offline_env
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
 
 apply_offline_env()
 
@@ -38,7 +41,7 @@ class OcrPage:
 TESSERACT_ENV = {"OMP_THREAD_LIMIT": "1"}
 
 
-def _tesseract_tsv(image, lang: str, timeout: float) -> str:  # noqa: ANN001
+def _tesseract_tsv(image, lang: str, timeout: float) -> str:
     """tesseract's TSV word boxes for one image, piped through stdin as uncompressed PNM."""
     buf = io.BytesIO()
     image.convert("L" if image.mode in ("1", "L", "LA", "P") else "RGB").save(buf, format="PPM")
@@ -58,7 +61,7 @@ def _tesseract_tsv(image, lang: str, timeout: float) -> str:  # noqa: ANN001
     return done.stdout.decode("utf-8", errors="replace")
 
 
-def ocr_image(image, page: int, lang: str = "eng", timeout: float = 120) -> OcrPage:  # noqa: ANN001
+def ocr_image(image, page: int, lang: str = "eng", timeout: float = 120) -> OcrPage:
     """OCR one PIL image; text is rebuilt line by line from tesseract's word boxes."""
     lines: dict[tuple[int, int, int], list[str]] = {}
     confidences: list[float] = []
@@ -105,7 +108,7 @@ def ocr_images(
             raise OcrTimeout("OCR did not finish before the document deadline")
         return min(timeout, max(left, 1.0))
 
-    def result(future) -> OcrPage:  # noqa: ANN001
+    def result(future) -> OcrPage:
         try:
             return future.result()
         except subprocess.TimeoutExpired as exc:

@@ -4,13 +4,13 @@ for digital formats, tesseract for scanned PDF pages and images (decided page by
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from docsync import limits
 from docsync.config import Settings, apply_offline_env
-from docsync.quarantine import Failure
+from docsync.errors import DocumentError, Failure, Stage
 
 apply_offline_env()
 
@@ -27,12 +27,8 @@ MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
 MAX_ZIP_RATIO = 200
 
 
-class ParseError(Exception):
+class ParseError(DocumentError):
     """A document could not be turned into text; carries the quarantine failure."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.reason)
-        self.failure = failure
 
 
 @dataclass
@@ -57,7 +53,7 @@ class ParsedDocument:
         return "\n\n".join(b.text for b in self.blocks if b.text.strip())
 
 
-def _fail(stage: str, reason: str, exc: BaseException | None = None) -> ParseError:
+def parse_failure(stage: str, reason: str, exc: BaseException | None = None) -> ParseError:
     error = f"{type(exc).__name__}: {exc}" if exc is not None else ""
     return ParseError(Failure(stage=stage, reason=reason, error=error))
 
@@ -67,7 +63,7 @@ def detect_mime(data: bytes, path: str) -> str:
     import magic
 
     if not data:
-        raise _fail("detect", "empty file (0 bytes): nothing to index; remove it or replace it with the real document")
+        raise parse_failure(Stage.DETECT, "empty file (0 bytes): nothing to index; remove it or replace it with the real document")
     mime = magic.from_buffer(data[:65536], mime=True)
     suffix = PurePosixPath(path).suffix.lower().lstrip(".")
     if mime in ("application/zip", "application/octet-stream") and data[:2] == b"PK":
@@ -122,35 +118,47 @@ def check_zip_bomb(data: bytes, path: str) -> None:
     try:
         infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except zipfile.BadZipFile as exc:
-        raise _fail("parse", f"corrupt Office file {path}: not a readable ZIP container", exc) from exc
+        raise parse_failure(Stage.PARSE, f"corrupt Office file {path}: not a readable ZIP container", exc) from exc
     total = sum(i.file_size for i in infos)
     if total > MAX_UNZIPPED_BYTES or total > MAX_ZIP_RATIO * max(len(data), 1):
-        raise _fail(
+        raise parse_failure(
             "detect",
             f"possible zip bomb: {path} expands to {total} bytes from {len(data)}; inspect it before retrying",
         )
 
 
 def parse_document(data: bytes, path: str, settings: Settings) -> ParsedDocument:
-    """Turn a document into blocks, or raise ParseError with a quarantine-ready reason."""
+    """Turn a document into blocks, or raise ParseError with a quarantine-ready reason
+    (:class:`~docsync.limits.LimitExceeded`, stage ``limits``, for a document over the pixel
+    or memory limits)."""
+    # Parsing runs under the per-document memory budget (a no-op inside the caller's own
+    # window): what escapes the pixel and stream checks fails with MemoryError, not the worker.
+    return limits.run_limited(settings.max_doc_memory_bytes, path, _parse, data, path, settings)
+
+
+def _parse(data: bytes, path: str, settings: Settings) -> ParsedDocument:
     mime = detect_mime(data, path)
     if mime == MIME_PDF:
-        return _parse_pdf(data, path, settings)
+        from docsync.parse_pages import parse_pdf
+
+        return parse_pdf(data, path, settings)
     if mime in IMAGE_MIMES:
-        return _parse_image(data, path, mime, settings)
+        from docsync.parse_pages import parse_image
+
+        return parse_image(data, path, mime, settings)
     if mime in OOXML.values():
         check_zip_bomb(data, path)
         return _partition(data, path, mime)
     if mime in TEXT_MIMES or mime.startswith("text/"):
         return _partition(data, path, mime)
-    raise _fail(
-        "detect",
+    raise parse_failure(
+        Stage.DETECT,
         f"unsupported or unrecognised file type {mime!r} for {path} (detected from content); "
         "convert it to PDF/DOCX/text or exclude it with DOCSYNC_EXCLUDE",
     )
 
 
-def _elements_to_blocks(elements) -> list[Block]:  # noqa: ANN001
+def elements_to_blocks(elements) -> list[Block]:
     blocks = []
     for element in elements:
         text = (element.text or "").strip()
@@ -177,46 +185,10 @@ def _partition(data: bytes, path: str, mime: str) -> ParsedDocument:
     except TimeoutError:  # the document deadline (pipeline.deadline), not a broken file
         raise
     except Exception as exc:  # unstructured raises many types for broken files
-        raise _fail("parse", f"could not parse {path} as {mime}: the file looks corrupt", exc) from exc
-    blocks = _elements_to_blocks(elements)
+        raise parse_failure(Stage.PARSE, f"could not parse {path} as {mime}: the file looks corrupt", exc) from exc
+    blocks = elements_to_blocks(elements)
     pages = max((b.page or 1 for b in blocks), default=0)
     return ParsedDocument(mime=mime, blocks=blocks, pages=pages)
-
-
-def _open_pdf(data: bytes, path: str):  # noqa: ANN202
-    import pypdfium2 as pdfium
-
-    try:
-        return pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
-            raise _fail(
-                "parse",
-                f"encrypted PDF {path}: password protected; ask the owner for an unprotected copy",
-                exc,
-            ) from exc
-        raise _fail("parse", f"corrupt PDF {path}: cannot be opened; re-export or replace it", exc) from exc
-
-
-PDF_WINDOW = 100  # digital pages handed to unstructured at a time (bounds memory on huge PDFs)
-
-
-def _deadline(settings: Settings) -> float | None:
-    return time.monotonic() + settings.doc_timeout_s if settings.doc_timeout_s > 0 else None
-
-
-def _timeout(path: str, settings: Settings, exc: BaseException | None = None) -> ParseError:
-    return _fail(
-        "timeout",
-        f"{path}: parsing/OCR took longer than {settings.doc_timeout_s} s (DOCSYNC_DOC_TIMEOUT_S); "
-        "split the document or raise the limit",
-        exc,
-    )
-
-
-def _check(deadline: float | None, path: str, settings: Settings) -> None:
-    if deadline is not None and time.monotonic() > deadline:
-        raise _timeout(path, settings)
 
 
 def ocr_confidence(pages: dict, scope: str) -> float | None:
@@ -231,132 +203,3 @@ def ocr_confidence(pages: dict, scope: str) -> float | None:
     if scope == "document":
         return round(sum(p.confidence * p.words for p in read) / sum(p.words for p in read), 1)
     return min(p.confidence for p in read)
-
-
-def _digital_blocks(  # noqa: ANN001
-    pdf, numbers: list[int], path: str, settings: Settings, deadline: float | None
-) -> list[Block]:
-    """Blocks of the digital pages, ``PDF_WINDOW`` pages at a time (a 1,000-page PDF is
-    never partitioned in one go), with the original page numbers."""
-    import pypdfium2 as pdfium
-    from unstructured.partition.pdf import partition_pdf
-
-    blocks: list[Block] = []
-    for start in range(0, len(numbers), PDF_WINDOW):
-        _check(deadline, path, settings)
-        window = numbers[start : start + PDF_WINDOW]
-        part = pdfium.PdfDocument.new()
-        try:
-            part.import_pages(pdf, [n - 1 for n in window])
-            buffer = io.BytesIO()
-            part.save(buffer)
-        finally:
-            part.close()
-        buffer.seek(0)
-        try:
-            elements = partition_pdf(file=buffer, strategy="fast", languages=["eng"])
-        except TimeoutError:
-            raise
-        except Exception as exc:
-            raise _fail("parse", f"could not extract text from PDF {path}: the file looks corrupt", exc) from exc
-        for block in _elements_to_blocks(elements):
-            block.page = window[min(max((block.page or 1) - 1, 0), len(window) - 1)]
-            blocks.append(block)
-        del elements, buffer
-    return blocks
-
-
-def _parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
-    from docsync.ocr import OcrTimeout, ocr_images
-
-    deadline = _deadline(settings)
-    pdf = _open_pdf(data, path)
-    try:
-        n_pages = len(pdf)
-        if n_pages == 0:
-            raise _fail("parse", f"PDF {path} has no pages")
-        scanned: list[int] = []
-        for index in range(n_pages):
-            if index % 50 == 0:
-                _check(deadline, path, settings)
-            page = pdf[index]
-            textpage = page.get_textpage()
-            text = textpage.get_text_bounded() or ""
-            textpage.close()
-            page.close()
-            if len(text.strip()) < settings.ocr_min_page_chars:
-                scanned.append(index + 1)
-        scanned_set = set(scanned)
-        digital = [n for n in range(1, n_pages + 1) if n not in scanned_set]
-        blocks = _digital_blocks(pdf, digital, path, settings, deadline) if digital else []
-        pages: dict = {}
-        if scanned:
-            scale = settings.ocr_dpi / 72
-
-            def render():
-                for number in scanned:
-                    page = pdf[number - 1]
-                    bitmap = page.render(scale=scale, grayscale=True)
-                    image = bitmap.to_pil()
-                    bitmap.close()
-                    page.close()
-                    yield number, image
-
-            try:
-                ocr = ocr_images(render(), lang=settings.ocr_lang, timeout=settings.doc_timeout_s, deadline=deadline)
-                for result in ocr:
-                    pages[result.page] = result
-                    if result.text.strip():
-                        blocks.append(Block(text=result.text, page=result.page, kind="text", ocr=True))
-            except ParseError:
-                raise
-            except OcrTimeout as exc:
-                raise _timeout(path, settings, exc) from exc
-            except TimeoutError:
-                raise  # the pipeline's own deadline
-            except Exception as exc:
-                raise _fail("ocr", f"OCR failed on PDF {path}", exc) from exc
-            blocks.sort(key=lambda b: b.page or 0)
-        return ParsedDocument(
-            mime=MIME_PDF,
-            blocks=blocks,
-            pages=n_pages,
-            ocr_pages=len(scanned),
-            ocr_confidence=ocr_confidence(pages, settings.ocr_confidence_scope),
-            page_confidence={n: p.confidence for n, p in pages.items()},
-        )
-    finally:
-        pdf.close()
-
-
-def _parse_image(data: bytes, path: str, mime: str, settings: Settings) -> ParsedDocument:
-    from PIL import Image, ImageSequence
-
-    from docsync.ocr import OcrTimeout, ocr_images
-
-    deadline = _deadline(settings)
-    try:
-        image = Image.open(io.BytesIO(data))
-        frames = [(i + 1, f.convert("L")) for i, f in enumerate(ImageSequence.Iterator(image))]
-    except Exception as exc:
-        raise _fail("parse", f"corrupt image {path}: cannot be decoded", exc) from exc
-    blocks, pages = [], {}
-    try:
-        for result in ocr_images(frames, lang=settings.ocr_lang, timeout=settings.doc_timeout_s, deadline=deadline):
-            pages[result.page] = result
-            if result.text.strip():
-                blocks.append(Block(text=result.text, page=result.page, ocr=True))
-    except OcrTimeout as exc:
-        raise _timeout(path, settings, exc) from exc
-    except TimeoutError:
-        raise
-    except Exception as exc:
-        raise _fail("ocr", f"OCR failed on image {path}", exc) from exc
-    return ParsedDocument(
-        mime=mime,
-        blocks=blocks,
-        pages=len(frames),
-        ocr_pages=len(frames),
-        ocr_confidence=ocr_confidence(pages, settings.ocr_confidence_scope),
-        page_confidence={n: p.confidence for n, p in pages.items()},
-    )

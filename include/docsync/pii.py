@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import sys
+import unicodedata
 from collections import Counter
 from functools import lru_cache
 
@@ -21,10 +23,74 @@ SPACY_MODEL = "en_core_web_sm"
 IGNORED_NER_LABELS = ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "LAW", "WORK_OF_ART", "PRODUCT", "EVENT", "LANGUAGE", "FAC"]
 
 
+# --- normalisation -------------------------------------------------------------------------
+# "alice\u200b@example.com" or "123\u201145\u20116789" looks like an e-mail address or an SSN
+# to a reader but not to a regular expression. PII analysis runs on normalised text, and the
+# normalised text is what is returned (and so indexed): nothing invisible can split a value.
+
+# Default-ignorable code points that are not format (Cf) characters: combining grapheme
+# joiner, Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation
+# selectors (and their supplement). Cf itself is taken from unicodedata.
+_IGNORABLE_RANGES = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xE0000, 0xE0FFF),
+)
+_KEEP_CONTROLS = "\t\n\v\f\r"
+
+
 @lru_cache(maxsize=1)
-def get_analyzer():  # noqa: ANN201
+def _translation() -> dict[int, str | None]:
+    """Code point -> replacement: format/ignorable and control characters removed, dash
+    variants (Unicode Pd, the minus sign) mapped to '-'. Built once (~0.3 s)."""
+    table: dict[int, str | None] = {}
+    for code in range(sys.maxunicode + 1):
+        category = unicodedata.category(chr(code))
+        if category == "Cf" or (category == "Cc" and chr(code) not in _KEEP_CONTROLS):
+            table[code] = None
+        elif category == "Pd" and code != 0x2D:
+            table[code] = "-"
+    for first, last in _IGNORABLE_RANGES:
+        table.update(dict.fromkeys(range(first, last + 1)))
+    table[0x0085] = "\n"  # NEL is a line break, not noise
+    table[0x2212] = "-"  # MINUS SIGN (Sm)
+    return table
+
+
+_ASCII_CONTROLS = {c: None for c in range(0x20) if chr(c) not in _KEEP_CONTROLS} | {0x7F: None}
+
+
+def normalize_text(text: str) -> str:
+    """The form of ``text`` that PII analysis sees and that is indexed: zero-width and other
+    format characters (U+200B..U+200D, U+2060, U+FEFF, soft hyphen, bidi controls, ...) and
+    control characters removed, Unicode NFKC (fullwidth and compatibility forms, no-break
+    spaces and hyphens), and every dash variant mapped to '-'."""
+    if text.isascii():
+        return text.translate(_ASCII_CONTROLS)
+    text = unicodedata.normalize("NFKC", text.translate(_translation()))
+    return text.translate(_translation())  # NFKC can produce a dash variant (U+2011 -> U+2010)
+
+
+# --- Presidio -------------------------------------------------------------------------------
+
+
+def offline_tldextract() -> None:
+    """Make ``tldextract`` use its bundled public-suffix snapshot, never the network.
+
+    Its default extractor fetches publicsuffix.org (falling back to GitHub) on its first call,
+    with no timeout, and caches under ``~/.cache``. docsync's own e-mail recognizer does not
+    call it; this covers any Presidio recognizer that still would."""
+    import tldextract.tldextract as module
+
+    if module.TLD_EXTRACTOR.suffix_list_urls:
+        module.TLD_EXTRACTOR = module.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+@lru_cache(maxsize=1)
+def get_analyzer():
     """Presidio analyzer on the packaged spaCy model (the default would download en_core_web_lg)."""
     from presidio_analyzer import AnalyzerEngine
+
+    offline_tldextract()
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     provider = NlpEngineProvider(
@@ -43,6 +109,10 @@ def get_analyzer():  # noqa: ANN201
         nlp.disable_pipe("parser")
         nlp.enable_pipe("senter")
     analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+    # Presidio's e-mail recognizer drops addresses whose domain is not a public suffix
+    # (corp.internal, .local, .lan) and asks tldextract, which goes to the network: the
+    # strict one below replaces it.
+    analyzer.registry.remove_recognizer("EmailRecognizer")
     for recognizer in _strict_recognizers() + docsync_recognizers():
         analyzer.registry.add_recognizer(recognizer)
     return analyzer
@@ -59,11 +129,26 @@ def _strict_recognizers() -> list:
             name="DocsyncStrictSsn",
             patterns=[Pattern("ssn-shaped", r"\b\d{3}-\d{2}-\d{4}\b", 0.6)],
         ),
+        PatternRecognizer(
+            supported_entity="EMAIL_ADDRESS",
+            name="DocsyncEmail",
+            patterns=[Pattern("email-any-tld", EMAIL_PATTERN, 1.0)],
+        ),
     ]
 
 
+_LOCAL_CHAR = r"[\w!#$%&'*+/=?^`{|}~-]"
+# Any domain of two or more labels whose last label starts with a letter (internal TLDs such
+# as .internal, .local, .lan, .corp, and every new gTLD), or an IP literal. Not "icon@2x.png".
+EMAIL_PATTERN = (
+    rf"(?<![\w.!#$%&'*+/=?^`{{|}}~-]){_LOCAL_CHAR}+(?:\.{_LOCAL_CHAR}+)*"
+    r"@(?:(?!\d+(?:\.\d+)?x\.[a-z]{3,4}\b)(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_](?:[\w-]*[^\W_])?"
+    r"|\[[0-9a-f:.]+\])(?![\w-])"
+)
+
+
 @lru_cache(maxsize=1)
-def get_anonymizer():  # noqa: ANN201
+def get_anonymizer():
     from presidio_anonymizer import AnonymizerEngine
 
     return AnonymizerEngine()
@@ -76,7 +161,7 @@ def _operators(entities: tuple[str, ...], hmac_key: str | None) -> dict:
         return {"DEFAULT": OperatorConfig("replace")}  # replaces with "<ENTITY_TYPE>"
     key = hmac_key.encode()
 
-    def pseudonym(entity: str):  # noqa: ANN202
+    def pseudonym(entity: str):
         def apply(value: str) -> str:
             digest = hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()[:8]
             return f"<{entity}_{digest}>"
@@ -88,8 +173,10 @@ def _operators(entities: tuple[str, ...], hmac_key: str | None) -> dict:
     }
 
 
-def anonymize(text: str, settings: Settings, nlp_artifacts=None) -> tuple[str, Counter]:  # noqa: ANN001
-    """Anonymized text and the number of entities found per type."""
+def anonymize(text: str, settings: Settings, nlp_artifacts=None) -> tuple[str, Counter]:
+    """Anonymized text and the number of entities found per type. The text is normalised
+    first (:func:`normalize_text`): what comes back is the normalised text, anonymized."""
+    text = normalize_text(text)
     if not text.strip():
         return text, Counter()
     results = get_analyzer().analyze(
@@ -119,6 +206,7 @@ def anonymize_many(texts: list[str], settings: Settings) -> tuple[list[str], Cou
     call per text; recognizers and the anonymizer then run per text as in ``anonymize``.
     """
     total: Counter = Counter()
+    texts = [normalize_text(text) for text in texts]
     out = list(texts)
     todo = [i for i, text in enumerate(texts) if text.strip()]
     artifacts = get_analyzer().nlp_engine.process_batch([texts[i] for i in todo], language="en", batch_size=64)
@@ -132,7 +220,9 @@ RESCAN_ENTITIES = ("EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD", "IBAN_CODE")
 
 
 def rescan(text: str, min_score: float = 0.5) -> int:
-    """Pattern-only re-scan of anonymized text (no NER pass): hits mean PII survived."""
+    """Pattern-only re-scan of anonymized text (no NER pass): hits mean PII survived.
+    Runs on the normalised text, like the analysis."""
+    text = normalize_text(text)
     if not text.strip():
         return 0
     registry = get_analyzer().registry

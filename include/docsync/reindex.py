@@ -16,14 +16,24 @@ import logging
 import re
 from collections import Counter
 
-from docsync import index, pipeline, state, storage
-from docsync.config import Settings
-from docsync.sources import open_source
+from typing import TYPE_CHECKING
+
+from docsync import index, records, state, storage
+from docsync.context import RunContext
+from docsync.records import Batch, WorkItem, WorkKind
+from docsync.steps.process import process_batch
+from docsync.steps.reconcile import reconcile
+from docsync.steps.write import write_batch
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+    from docsync.config import Settings
 
 log = logging.getLogger(__name__)
 
 
-def versions(client, alias: str) -> list[int]:  # noqa: ANN001
+def versions(client: QdrantClient, alias: str) -> list[int]:
     """Version numbers of the ``<alias>_v<N>`` collections that exist."""
     pattern = re.compile(rf"^{re.escape(alias)}_v(\d+)$")
     names = [c.name for c in client.get_collections().collections]
@@ -32,10 +42,11 @@ def versions(client, alias: str) -> list[int]:  # noqa: ANN001
 
 def _stage(settings: Settings, source_name: str, run_id: str, root: str | None) -> tuple[list[str], int]:
     """Stage batches of every indexed document still in the source; returns (refs, missing)."""
-    source = open_source(settings, root, source_name)
+    ctx = RunContext(settings, source_name, run_id)
+    source = ctx.source(root)
     source.check_available()
     entries = {e.path: e for e in source.list()}
-    known = state.load_documents(state.get_engine(settings.state_url), source_name)
+    known = state.load_documents(ctx.engine, source_name)
     items, missing = [], 0
     for path, row in sorted(known.items()):
         if row["status"] != "indexed":
@@ -43,14 +54,10 @@ def _stage(settings: Settings, source_name: str, run_id: str, root: str | None) 
         if path not in entries:  # gone since the last sync: the next sync deletes it
             missing += 1
             continue
-        items.append(pipeline._item(row["doc_id"], entries[path], "reindex", content_hash=row["content_hash"]))
-    directory = storage.run_dir(settings, source_name, run_id)
-    storage.write_json(
-        storage.path(storage.plan_ref(settings, source_name, run_id)),
-        {"run_id": run_id, "source": source_name, "root": root or settings.source_root(), "kind": "reindex"},
-    )
+        items.append(WorkItem(row["doc_id"], entries[path], WorkKind.REINDEX, row["content_hash"]))
+    root_used = root or settings.source_root()
     refs = [
-        storage.write_json(directory / f"batch-{n:05d}.json", {"run_id": run_id, "items": items[i : i + settings.batch_size]})
+        records.write(ctx.files.batch(n), Batch(run_id, source_name, root_used, n, tuple(items[i : i + settings.batch_size])))
         for n, i in enumerate(range(0, len(items), settings.batch_size))
     ]
     return refs, missing
@@ -74,7 +81,7 @@ def reindex(
     try:
         refs, missing = _stage(settings, source_name, run_id, root)
         for ref in refs:
-            counts.update(pipeline.index_batch(settings, pipeline.process_batch(settings, ref), collection=target)["counts"])
+            counts.update(write_batch(settings, process_batch(settings, ref), collection=target).counts)
     except BaseException:
         with index.open_index(settings) as client:  # the alias still points at the old version
             client.delete_collection(target)
@@ -98,6 +105,6 @@ def reindex(
         "chunks": counts.get("chunks", 0),
         "missing_from_source": missing,
     }
-    report["reconcile"] = pipeline.reconcile(settings, source_name)
+    report["reconcile"] = reconcile(settings, source_name)
     log.info("reindex %s: %s", source_name, report)
     return report

@@ -48,14 +48,17 @@ def _is_local(target: StagingPath) -> bool:
 
 
 def run_dir(settings: Settings, source: str, run_id: str) -> StagingPath:
-    target = path(settings.staging_dir) / safe_name(source) / safe_name(run_id)
-    target.mkdir(parents=True, exist_ok=True)
+    """The staging directory of one run (local staging: readable by its owner only)."""
+    root = path(settings.staging_dir)
+    target = root / safe_name(source) / safe_name(run_id)
+    if isinstance(root, Path):
+        # Staged text is anonymized, but paths and ACLs are not for every local user.
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root.chmod(0o700)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    else:
+        target.mkdir(parents=True, exist_ok=True)
     return target
-
-
-def plan_ref(settings: Settings, source: str, run_id: str) -> str:
-    """Where :func:`docsync.pipeline.plan` staged a run's plan."""
-    return str(run_dir(settings, source, run_id) / "plan.json")
 
 
 def _atomic_write(target: StagingPath, data: bytes) -> None:

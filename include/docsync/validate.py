@@ -3,27 +3,61 @@
 Each failing row is mapped back to its document, which is quarantined with the failing
 expectation named. Expectations marked ``overridable`` are waived for documents a
 reviewer released; access and PII expectations never are.
+
+Validation is pure: it returns a :class:`Validation` (the failures and the GX result) and
+writes nothing. The process step publishes the result in the run's GX Data Docs with
+:func:`docsync.data_docs.record`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from docsync.config import Settings, apply_offline_env
-from docsync.quarantine import Failure
+from docsync.errors import Failure, Stage
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuite
+    from great_expectations.core.batch_definition import BatchDefinition
+    from great_expectations.data_context import AbstractDataContext
 
 apply_offline_env()
 log = logging.getLogger(__name__)
 
 DOCUMENT_SUITE = "documents.json"
 CHUNK_SUITE = "chunks.json"
-DocsTarget = tuple[str, str, str]  # (source, run id, batch name) of a run's GX Data Docs page
 
 
-def _substitute(value, ocr_min_confidence: float):  # noqa: ANN001, ANN202
+@dataclass(frozen=True, eq=False)  # eq: a Validation compares as its failures (Mapping)
+class Validation(Mapping[str, Failure]):
+    """What one expectation suite found in one batch of rows.
+
+    ``failures`` maps each failing document to its first :class:`Failure`, and the
+    Validation reads as that mapping (``doc_id in v``, ``v.get(doc_id)``, ``v == {}``).
+    ``result`` is the GX suite validation result behind it (None when there were no rows),
+    which :func:`docsync.data_docs.record` publishes, sanitized.
+    """
+
+    failures: dict[str, Failure] = field(default_factory=dict)
+    result: Any = None  # great_expectations ExpectationSuiteValidationResult
+
+    def __getitem__(self, doc_id: str) -> Failure:
+        return self.failures[doc_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.failures)
+
+    def __len__(self) -> int:
+        return len(self.failures)
+
+
+def _substitute(value: Any, ocr_min_confidence: float) -> Any:
     """Suite values of the form $NAME come from settings."""
     if isinstance(value, str) and value.startswith("$"):
         return {"$OCR_MIN_CONFIDENCE": ocr_min_confidence}[value]
@@ -38,7 +72,9 @@ def load_suite_dict(path: Path) -> dict:
 
 
 @lru_cache(maxsize=4)
-def _runtime(expectations_dir: str, suite_file: str, ocr_min_confidence: float):  # noqa: ANN202
+def _runtime(
+    expectations_dir: str, suite_file: str, ocr_min_confidence: float
+) -> tuple[AbstractDataContext, ExpectationSuite, BatchDefinition]:
     """Ephemeral GX context, the suite and a reusable dataframe batch definition."""
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -48,7 +84,7 @@ def _runtime(expectations_dir: str, suite_file: str, ocr_min_confidence: float):
     context = gx.get_context(mode="ephemeral")
     try:
         context.variables.progress_bars = {"globally": False}
-    except Exception:  # noqa: BLE001 - cosmetic only
+    except Exception:  # cosmetic only: a GX version without the setting still validates
         pass
     raw = load_suite_dict(Path(expectations_dir) / suite_file)
     configs = []
@@ -63,13 +99,10 @@ def _runtime(expectations_dir: str, suite_file: str, ocr_min_confidence: float):
     return context, suite, batch_definition
 
 
-def _validate(
-    rows: list[dict], suite_file: str, settings: Settings, overrides: set[str], docs: DocsTarget | None = None
-) -> dict[str, Failure]:
-    """doc_id -> first failure, for the rows whose document fails an expectation. With
-    ``docs`` (source, run id, batch name) the result also goes to the run's GX Data Docs."""
+def _validate(rows: list[dict], suite_file: str, settings: Settings, overrides: set[str]) -> Validation:
+    """The documents among ``rows`` that fail an expectation of the suite, with the GX result."""
     if not rows:
-        return {}
+        return Validation()
     import pandas as pd
 
     _context, suite, batch_definition = _runtime(
@@ -80,10 +113,6 @@ def _validate(
     result = batch.validate(
         suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["doc_id"]}
     )
-    if docs is not None:
-        from docsync import data_docs
-
-        data_docs.record(settings, result, *docs)
     failures: dict[str, Failure] = {}
     for item in result.results:
         if item.success:
@@ -103,20 +132,18 @@ def _validate(
             if doc_id in failures or (meta.get("overridable") and doc_id in overrides):
                 continue
             failures[doc_id] = Failure(
-                stage="validate",
+                stage=Stage.VALIDATE,
                 reason=f"failed expectation {name} of suite {suite.name}: {meta.get('reason', 'see suite')}",
                 error=detail,
             )
-    return failures
+    return Validation(failures, result)
 
 
-def validate_documents(
-    rows: list[dict], settings: Settings, overrides: set[str] = frozenset(), docs: DocsTarget | None = None
-) -> dict[str, Failure]:
-    return _validate(rows, DOCUMENT_SUITE, settings, set(overrides), docs)
+def validate_documents(rows: list[dict], settings: Settings, overrides: set[str] = frozenset()) -> Validation:
+    """Document rows against the document suite (record the result with data_docs.record)."""
+    return _validate(rows, DOCUMENT_SUITE, settings, set(overrides))
 
 
-def validate_chunks(
-    rows: list[dict], settings: Settings, overrides: set[str] = frozenset(), docs: DocsTarget | None = None
-) -> dict[str, Failure]:
-    return _validate(rows, CHUNK_SUITE, settings, set(overrides), docs)
+def validate_chunks(rows: list[dict], settings: Settings, overrides: set[str] = frozenset()) -> Validation:
+    """Chunk rows against the chunk suite (record the result with data_docs.record)."""
+    return _validate(rows, CHUNK_SUITE, settings, set(overrides))

@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-from docsync.config import Settings
-from docsync.sources.base import AccessUnresolved, Source, SourceEntry, SourceUnavailable
+from typing import TYPE_CHECKING
 
-__all__ = ["AccessUnresolved", "Source", "SourceEntry", "SourceUnavailable", "open_source"]
+from docsync.sources.base import AccessUnresolved, Source, SourceEntry, SourceReadError, SourceUnavailable
+from docsync.sources.roots import RootNotAllowed, check_root
+
+if TYPE_CHECKING:
+    from docsync.config import Settings
+
+__all__ = [
+    "AccessUnresolved",
+    "RootNotAllowed",
+    "Source",
+    "SourceEntry",
+    "SourceReadError",
+    "SourceUnavailable",
+    "check_root",
+    "open_source",
+]
 
 
 def open_source(settings: Settings, root: str | None = None, name: str | None = None) -> Source:
     """The source configured for a run: a SharePoint export folder when
     ``settings.source_kind == "sharepoint"``, else a local/NFS path or an
-    ``smb://host/share/path`` URL."""
+    ``smb://host/share/path`` URL. Raises :class:`RootNotAllowed` for a root that is not
+    allowed (:mod:`docsync.sources.roots`), before anything is contacted or read."""
     root = root or settings.source_root()
     name = name or settings.source_name
+    if settings.source_kind not in ("fileshare", "sharepoint"):
+        raise ValueError(f"unknown source kind {settings.source_kind!r} (DOCSYNC_SOURCE_KIND): use fileshare or sharepoint")
+    check_root(settings, root)
     if settings.source_kind == "sharepoint":
         from docsync.sources.sharepoint import SharePointExport
 
         return SharePointExport(name, root, include=settings.include_globs, exclude=settings.exclude_globs)
-    if settings.source_kind != "fileshare":
-        raise ValueError(f"unknown source kind {settings.source_kind!r} (DOCSYNC_SOURCE_KIND): use fileshare or sharepoint")
     common = dict(
         include=settings.include_globs,
         exclude=settings.exclude_globs,
         acl_mode=settings.acl_mode,
         default_principals=settings.default_principals,
     )
-    if root.startswith("smb://"):
+    if root.lower().startswith("smb://"):
         from docsync.sources.smb import SmbFileShare
 
         return SmbFileShare(name, root, username=settings.smb_username, password=settings.smb_password, **common)
     from docsync.sources.fileshare import LocalFileShare
 
-    return LocalFileShare(name, root, **common)
+    return LocalFileShare(name, root, trusted_sidecar_owners=settings.trusted_sidecar_owners, **common)

@@ -6,8 +6,15 @@ discouraged: URLs end up in logs and DAG params).
 
 Listing costs one directory query per folder: size and last-write time come from the
 directory entries themselves, never from a per-file stat. SMB has no POSIX mode bits, so
-access comes from ACL sidecars (``<document>.acl.json``) or ``DOCSYNC_DEFAULT_PRINCIPALS``;
-without either a document is quarantined (fail closed). NT security descriptors are not read.
+access comes from ACL sidecars (``<document>.acl.json``, the suffix in any letter case) or
+``DOCSYNC_DEFAULT_PRINCIPALS``; without either a document is quarantined (fail closed). NT
+security descriptors are not read.
+
+Sidecars are read while listing (one small read each): the ``acl_fingerprint`` is the hash
+of the sidecar's bytes, because a copy can keep size and mtime and SMB clients may set every
+timestamp. A sidecar that is a link, or several sidecars for one document, quarantine it.
+Limit: SMB directory entries carry no owner, so sidecars are not checked for their owner
+(as local ones are): whoever may write in the share's folders decides access there.
 """
 
 from __future__ import annotations
@@ -15,16 +22,30 @@ from __future__ import annotations
 import atexit
 import errno
 import hashlib
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from docsync.sources.acl import SIDECAR_SUFFIX, normalize_principal, parse_sidecar
-from docsync.sources.base import AccessUnresolved, SourceEntry, SourceUnavailable, matches
+from docsync.sources.acl import MAX_SIDECAR_BYTES, SIDECAR_SUFFIX, normalize_principal, parse_sidecar
+from docsync.sources.base import (
+    AccessUnresolved,
+    SourceEntry,
+    SourceReadError,
+    SourceUnavailable,
+    hash_stream,
+    is_sidecar_name,
+    matches,
+)
+from docsync.sources.smb_status import is_not_found as _is_not_found
+from docsync.sources.smb_status import reason as _reason
+from docsync.sources.smb_status import status as _status
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT_PORT = 445
 NO_SIDECAR = "smb|none"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # smbclient keeps connections in a cache dict; sessions inside a connection are matched by
 # user name only. One cache per (server, credentials) keeps a wrong password from silently
@@ -58,41 +79,9 @@ atexit.register(reset_connections)
 def _mtime_ns(value: datetime) -> int:
     """Integer nanoseconds since the epoch (SMB FILETIMEs arrive with microsecond precision)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
-
-_STATUS_TEXT = {
-    0xC0000022: "access denied",  # STATUS_ACCESS_DENIED
-    0xC0000043: "in use by another program",  # STATUS_SHARING_VIOLATION
-    0xC00000CC: "no such share",  # STATUS_BAD_NETWORK_NAME
-    0xC0000225: "not found",  # STATUS_NOT_FOUND (also a missing share, via the DFS referral)
-    0xC0000034: "not found",  # STATUS_OBJECT_NAME_NOT_FOUND
-    0xC000003A: "not found",  # STATUS_OBJECT_PATH_NOT_FOUND
-    0xC0000103: "not a folder",  # STATUS_NOT_A_DIRECTORY
-}
-
-
-def _status(exc: BaseException) -> int | None:
-    return getattr(exc, "ntstatus", None) if isinstance(exc, OSError) else None
-
-
-def _reason(exc: BaseException) -> str:
-    """One line for a person: the NT status (and its meaning) of SMB errors, else the message."""
-    status = _status(exc)
-    if status is not None:
-        from smbprotocol.header import NtStatus
-
-        name = next((k for k, v in vars(NtStatus).items() if k.startswith("STATUS_") and v == status), f"0x{status:08x}")
-        meaning = _STATUS_TEXT.get(status) or (exc.strerror if exc.errno else "")
-        return f"{name}{f', {meaning}' if meaning else ''}: {exc.filename}"
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) <= 300 else text[:300] + "..."
-
-
-def _is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno == errno.ENOENT
 
 
 class SmbFileShare:
@@ -134,7 +123,7 @@ class SmbFileShare:
         self._root_unc = "\\".join([f"\\\\{self.host}", self.share, *self.subpath])
         self._pool_key = _pool_key(self.host, self.port, self.username, self._password)
         self._registered = False
-        self._sidecars: dict[str, tuple[int, int]] = {}
+        self._folders: dict[str, list[tuple[str, bool]]] = {}  # folder -> (name, is a link), for access()
 
     # --- description -------------------------------------------------------------------
 
@@ -180,7 +169,7 @@ class SmbFileShare:
 
         try:
             smbclient.register_session(self.host, **self._kwargs)
-        except Exception as exc:  # noqa: BLE001 - transport ValueError/OSError, SMB status, spnego errors
+        except Exception as exc:  # transport ValueError/OSError, SMB status, spnego errors
             _reset_pool(self._pool_key)
             rejected = isinstance(exc, (SMBAuthenticationError, SMBResponseException)) or type(
                 exc
@@ -213,7 +202,7 @@ class SmbFileShare:
         try:
             with smbclient.scandir(self._unc(), **self._kwargs) as it:
                 next(it, None)
-        except Exception as exc:  # noqa: BLE001 - missing share/path, access denied, dropped connection
+        except Exception as exc:  # missing share/path, access denied, dropped connection
             folder = f" contains the folder {'/'.join(self.subpath)!r}" if self.subpath else ""
             raise self._unavailable(
                 "the share or folder cannot be listed",
@@ -226,14 +215,14 @@ class SmbFileShare:
     def _network_hint(self) -> str:
         return f"Check that {self.host}:{self.port} is up and reachable from this worker (DNS, firewall, port)"
 
-    def _walk(self, unc: str, rel: str) -> Iterator[tuple[str, int, int]]:
-        """(relative path, size, mtime_ns) of every file, one directory query per folder."""
+    def _scan(self, unc: str, rel: str) -> list:
+        """The entries of one folder (one directory query); SourceUnavailable when it cannot be listed."""
         import smbclient
 
         try:
             with smbclient.scandir(unc, **self._kwargs) as it:
-                entries = list(it)
-        except Exception as exc:  # noqa: BLE001
+                return list(it)
+        except Exception as exc:
             # A folder that cannot be listed must never look like deleted documents.
             hint = (
                 f"Check that {self.username or 'the account'} may list that folder"
@@ -241,70 +230,149 @@ class SmbFileShare:
                 else self._network_hint
             )
             raise self._unavailable(f"cannot list {rel or '/'}", exc, hint) from exc
-        for entry in entries:
+
+    def _walk(self, unc: str, rel: str) -> Iterator[tuple[str, int, int, bool]]:
+        """(relative path, size, mtime_ns, is a link) of every file, one directory query per
+        folder. Links are listed only when their name is a sidecar's (to be refused)."""
+        for entry in self._scan(unc, rel):
             info = entry.smb_info
             rel_path = f"{rel}{entry.name}"
             if entry.is_symlink():
+                if is_sidecar_name(entry.name):
+                    yield rel_path, 0, 0, True
                 continue  # like the local source: links are not followed
             if entry.is_dir(follow_symlinks=False):
                 if info.file_attributes & 0x400:  # FILE_ATTRIBUTE_REPARSE_POINT: junction, mount point
                     continue
                 yield from self._walk(f"{unc}\\{entry.name}", rel_path + "/")
             else:
-                yield rel_path, int(info.end_of_file), _mtime_ns(info.last_write_time)
+                yield rel_path, int(info.end_of_file), _mtime_ns(info.last_write_time), False
+
+    def _sidecar_fingerprint(self, cars: list[tuple[str, bool]]) -> str:
+        """Changes whenever the sidecar's content does: its sha256 (size and mtime can be
+        preserved by a copy, and SMB clients may set every timestamp)."""
+        if len(cars) > 1:
+            return "smb|several:" + ",".join(sorted(name for name, _link in cars))
+        name, link = cars[0]
+        if link:
+            return f"smb|link:{name}"
+        try:
+            raw = self._read(name, MAX_SIDECAR_BYTES)
+        except SourceUnavailable:
+            raise
+        except Exception as exc:
+            # access() reads it again and says why; the fingerprint only has to differ.
+            return f"smb|unreadable:{hashlib.sha256(_reason(exc).encode()).hexdigest()[:16]}"
+        return f"smb|sha256:{hashlib.sha256(raw).hexdigest()[:32]}"
 
     def list(self) -> Iterator[SourceEntry]:
         self._connect()
         files = list(self._walk(self._unc(), ""))
-        self._sidecars = {
-            rel[: -len(SIDECAR_SUFFIX)]: (size, mtime) for rel, size, mtime in files if rel.endswith(SIDECAR_SUFFIX)
-        }
-        for rel, size, mtime_ns in files:
-            if rel.endswith(SIDECAR_SUFFIX) or not matches(rel, self.include, self.exclude):
+        sidecars: dict[str, list[tuple[str, bool]]] = {}
+        for rel, _size, _mtime, link in files:
+            if is_sidecar_name(rel):
+                sidecars.setdefault(rel[: -len(SIDECAR_SUFFIX)], []).append((rel, link))
+        for rel, size, mtime_ns, _link in files:
+            if is_sidecar_name(rel) or not matches(rel, self.include, self.exclude):
                 continue
-            sidecar = self._sidecars.get(rel) if self.acl_mode != "posix" else None
-            fingerprint = f"smb|{sidecar[0]}:{sidecar[1]}" if sidecar else NO_SIDECAR
+            cars = sidecars.get(rel) if self.acl_mode != "posix" else None
+            fingerprint = self._sidecar_fingerprint(cars) if cars else NO_SIDECAR
             yield SourceEntry(path=rel, size=size, mtime_ns=mtime_ns, acl_fingerprint=fingerprint)
 
-    def _read(self, rel: str) -> bytes:
+    def _read(self, rel: str, limit: int | None = None) -> bytes:
         import smbclient
 
         self._connect()
         with smbclient.open_file(self._unc(rel), mode="rb", share_access="rwd", **self._kwargs) as fh:
-            return fh.read()
+            if limit is None:
+                return fh.read()
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", rel)
+        return data
+
+    def _read_error(self, path: str, exc: BaseException) -> OSError:
+        """The OSError that read() raises for an SMB failure on one document."""
+        if isinstance(exc, SourceUnavailable):
+            return OSError(errno.EIO, str(exc))
+        if _is_not_found(exc):
+            return FileNotFoundError(errno.ENOENT, f"{path} no longer exists on {self.url}", path)
+        if _status(exc) == 0xC0000022:  # STATUS_ACCESS_DENIED
+            return PermissionError(errno.EACCES, f"access denied by the SMB server ({_reason(exc)})", path)
+        if _status(exc) is not None:
+            return OSError(exc.errno or errno.EIO, f"SMB error ({_reason(exc)})", path)
+        if isinstance(exc, OSError):
+            return exc
+        # Protocol errors become read errors, not parse errors.
+        return OSError(errno.EIO, f"SMB error reading {path} from {self.url}: {_reason(exc)}")
 
     def read(self, path: str) -> bytes:
         rel = self._safe(path)
         try:
             return self._read(rel)
-        except SourceUnavailable as exc:
-            raise OSError(errno.EIO, str(exc)) from exc
-        except OSError as exc:
-            if _is_not_found(exc):
-                raise FileNotFoundError(errno.ENOENT, f"{path} no longer exists on {self.url}", path) from exc
-            if _status(exc) == 0xC0000022:  # STATUS_ACCESS_DENIED
-                raise PermissionError(errno.EACCES, f"access denied by the SMB server ({_reason(exc)})", path) from exc
-            if _status(exc) is not None:
-                raise OSError(exc.errno or errno.EIO, f"SMB error ({_reason(exc)})", path) from exc
-            raise
-        except Exception as exc:  # noqa: BLE001 - protocol errors become read errors, not parse errors
-            raise OSError(errno.EIO, f"SMB error reading {path} from {self.url}: {_reason(exc)}") from exc
+        except Exception as exc:
+            error = self._read_error(path, exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def content_hash(self, path: str) -> str:
+        import smbclient
+
+        rel = self._safe(path)
+        self._connect()  # a server that is down is an outage (SourceUnavailable), not one bad document
+        try:
+            with smbclient.open_file(self._unc(rel), mode="rb", share_access="rwd", **self._kwargs) as fh:
+                return hash_stream(fh.read)
+        except Exception as exc:
+            error = self._read_error(path, exc)
+            raise SourceReadError(
+                f"cannot read {path}: {error.strerror or error}; it is re-checked next run",
+                error=f"{type(exc).__name__}: {_reason(exc)}",
+            ) from exc
+
+    def _folder_sidecars(self, rel: str) -> list[tuple[str, bool]]:
+        """(relative path, is a link) of the ACL sidecars of ``rel``: one query of its folder,
+        remembered for the other documents of that folder."""
+        folder, _, name = rel.rpartition("/")
+        if folder not in self._folders:
+            unc = self._unc(folder) if folder else self._unc()
+            self._folders[folder] = [(e.name, e.is_symlink()) for e in self._scan(unc, folder + "/" if folder else "")]
+        prefix = f"{folder}/" if folder else ""
+        return sorted(
+            (prefix + n, link) for n, link in self._folders[folder] if is_sidecar_name(n) and n[: -len(SIDECAR_SUFFIX)] == name
+        )
 
     def access(self, entry: SourceEntry) -> tuple[list[str], list[str]]:
         rel = self._safe(entry.path)
-        # The listing already knows whether a sidecar existed; only then is it read.
-        if self.acl_mode != "posix" and entry.acl_fingerprint != NO_SIDECAR:
+        if self.acl_mode != "posix":
             try:
-                raw = self._read(rel + SIDECAR_SUFFIX)
+                self._connect()
+                cars = self._folder_sidecars(rel)
+                if not cars and self.default_principals:
+                    # One created since the folder was scanned must not be missed where the
+                    # (usually wider) defaults would apply: try the usual name too.
+                    cars = [(rel + SIDECAR_SUFFIX, False)]
             except SourceUnavailable as exc:
-                raise AccessUnresolved(f"cannot read ACL sidecar of {entry.path}: {exc}") from exc
-            except Exception as exc:  # noqa: BLE001
-                if not _is_not_found(exc):
+                raise AccessUnresolved(f"cannot look for the ACL sidecar of {entry.path}: {exc}") from exc
+            if len(cars) > 1:
+                names = ", ".join(c.rsplit("/", 1)[-1] for c, _link in cars)
+                raise AccessUnresolved(f"several ACL sidecars for {entry.path} ({names}); keep exactly one")
+            if cars:
+                car, link = cars[0]
+                if link:
                     raise AccessUnresolved(
-                        f"cannot read ACL sidecar {entry.path}{SIDECAR_SUFFIX} ({_reason(exc)})"
-                    ) from exc
-            else:
-                return parse_sidecar(raw)
+                        f"ACL sidecar {car} is a symbolic link; sidecars must be regular files (links are not honoured)"
+                    )
+                try:
+                    raw = self._read(car, MAX_SIDECAR_BYTES)
+                except SourceUnavailable as exc:
+                    raise AccessUnresolved(f"cannot read ACL sidecar of {entry.path}: {exc}") from exc
+                except Exception as exc:
+                    if not _is_not_found(exc):
+                        raise AccessUnresolved(f"cannot read ACL sidecar {car} ({_reason(exc)})") from exc
+                else:
+                    return parse_sidecar(raw)
         if self.default_principals:
             return sorted({normalize_principal(p) for p in self.default_principals}), []
         mode = "DOCSYNC_ACL_MODE=posix ignores sidecars and " if self.acl_mode == "posix" else ""

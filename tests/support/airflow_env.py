@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO
+
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 

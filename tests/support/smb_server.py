@@ -167,7 +167,7 @@ class SambaServer:
         if added.returncode != 0:
             raise RuntimeError(f"smbpasswd failed ({added.returncode}): {added.stdout} {added.stderr}")
 
-    def start(self, timeout: float = 20.0) -> "SambaServer":
+    def start(self, timeout: float = 20.0) -> SambaServer:
         if not os.path.exists(SMBD):
             raise RuntimeError("smbd not found: install the Debian 'samba' package")
         if os.geteuid() != 0:
@@ -175,7 +175,7 @@ class SambaServer:
         self.port = self.port or free_port()
         self._configure()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMB")}
-        self._stderr = open(self.tmp / "log" / "smbd.stderr", "wb")  # noqa: SIM115 - closed in stop()
+        self._stderr = open(self.tmp / "log" / "smbd.stderr", "wb")  # closed in stop()
         self.process = subprocess.Popen(
             [SMBD, "--foreground", "--no-process-group", f"--configfile={self.conf}", "--debuglevel=1"],
             stdin=subprocess.DEVNULL,
@@ -217,10 +217,10 @@ class SambaServer:
             self._stderr.close()
             self._stderr = None
 
-    def __enter__(self) -> "SambaServer":
+    def __enter__(self) -> SambaServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

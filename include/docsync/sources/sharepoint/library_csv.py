@@ -20,34 +20,44 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from docsync.principals import EVERYONE
 from docsync.sources.base import AccessUnresolved
-from docsync.sources.sharepoint import CSV_MANIFEST, _Doc, _invalid_path, _ns, _safe_library_path
-from docsync.sources.sharepoint_acl import csv_principals, parse_time
+from docsync.sources.sharepoint.acl import csv_principals
+from docsync.sources.sharepoint.common import (
+    CSV_MANIFEST,
+    SOURCE_STAGE,
+    Doc,
+    ExportUnusable,
+    invalid_path,
+    ns,
+    parse_time,
+    safe_library_path,
+)
 
 REQUIRED = ("name", "modified", "item type", "read principals")
 DOCUMENT_TYPES = ("item", "file", "document")
 TIME_FORMATS = ("%m/%d/%Y %I:%M %p", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y")
 
 
-def load_csv(raw: bytes, library_root: object = None) -> list[_Doc]:
-    """The documents of a library CSV; raises ValueError when the CSV is unusable as a whole."""
+def load_csv(raw: bytes, library_root: object = None) -> list[Doc]:
+    """The documents of a library CSV; raises ExportUnusable when the CSV is unusable as a whole."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{CSV_MANIFEST} is not UTF-8 ({exc}); save it as 'CSV UTF-8'") from exc
+        raise ExportUnusable(f"{CSV_MANIFEST} is not UTF-8 ({exc}); save it as 'CSV UTF-8'") from exc
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         columns = {(c or "").strip().lower() for c in reader.fieldnames or []}
         rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
     except csv.Error as exc:
-        raise ValueError(f"{CSV_MANIFEST} is not valid CSV ({exc})") from exc
+        raise ExportUnusable(f"{CSV_MANIFEST} is not valid CSV ({exc})") from exc
     missing = [c for c in REQUIRED if c not in columns] + ([] if columns & {"path", "url"} else ["path (or url)"])
     if missing:
-        raise ValueError(f"{CSV_MANIFEST} lacks the column(s) {', '.join(missing)} (see README, 'SharePoint exports')")
+        raise ExportUnusable(f"{CSV_MANIFEST} lacks the column(s) {', '.join(missing)} (see README, 'SharePoint exports')")
     folders = [_folder(row) for row in rows]
     root = library_root.strip("/") if isinstance(library_root, str) else _common_folder(folders)
     return [
@@ -57,30 +67,32 @@ def load_csv(raw: bytes, library_root: object = None) -> list[_Doc]:
     ]
 
 
-def _document(row: dict, folder: str, root: str, line: int) -> _Doc:
+def _document(row: dict, folder: str, root: str, line: int) -> Doc:
     where = f"{CSV_MANIFEST} line {line}"
     inside = not root or folder == root or folder.startswith(root + "/")
     rel = folder[len(root) :].strip("/") if inside else None
     name = row.get("name", "")
-    path = _safe_library_path(rel, name) if rel is not None and name else None
-    doc = _Doc(path or _invalid_path(f"line-{line}"), item_id=row.get("id", ""), manifest_size=False)
+    path = safe_library_path(rel, name) if rel is not None and name else None
+    doc = Doc(path or invalid_path(f"line-{line}"), item_id=row.get("id", ""), manifest_size=False)
     doc.placeholder = path is None
     if path is None:
-        doc.fail("source", f"{where}: no usable Name, or its Path is not inside the library {root!r}")
+        doc.fail(SOURCE_STAGE, f"{where}: no usable Name, or its Path is not inside the library {root!r}")
         return doc
     if row.get("item type", "").lower() not in DOCUMENT_TYPES:
-        doc.fail("source", f"{where}: unknown Item Type {row.get('item type')!r}; use Item or Folder")
+        doc.fail(SOURCE_STAGE, f"{where}: unknown Item Type {row.get('item type')!r}; use Item or Folder")
         return doc
     modified = _time(row.get("modified", ""))
     if modified is None:
-        doc.fail("source", f"{where}: Modified {row.get('modified')!r} is not a date")
+        doc.fail(SOURCE_STAGE, f"{where}: Modified {row.get('modified')!r} is not a date")
         return doc
-    doc.mtime_ns = _ns(modified)
+    doc.mtime_ns = ns(modified)
     if row.get("version"):
         doc.version_tag = f"v:{row['version']}"
     try:
         denied = csv_principals(row.get("denied principals"), "Denied Principals")
         allowed = sorted(set(csv_principals(row.get("read principals"), "Read Principals")) - set(denied))
+        if EVERYONE in denied:  # denying everyone leaves no reader
+            allowed = []
         if not allowed:
             raise AccessUnresolved("'Read Principals' grants read access to no one")
         doc.allowed, doc.denied = allowed, denied
@@ -115,7 +127,7 @@ def _time(value: str) -> datetime | None:
         return parsed
     for fmt in TIME_FORMATS:
         try:
-            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None

@@ -10,9 +10,14 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from websockets.sync.client import connect
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from websockets.sync.client import ClientConnection
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -36,7 +41,7 @@ class Browser:
         user_data_dir.mkdir(parents=True, exist_ok=True)
         port_file = user_data_dir / "DevToolsActivePort"
         port_file.unlink(missing_ok=True)
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
+        self._log = open(log_path, "wb")  # closed in close()
         home = user_data_dir.parent  # crash reports and caches stay in the test's directory
         env = dict(os.environ, XDG_CONFIG_HOME=str(home / "xdg-config"), XDG_CACHE_HOME=str(home / "xdg-cache"))
         self.proc = subprocess.Popen(
@@ -52,7 +57,7 @@ class Browser:
         self.send("Page.enable")
         self.send("Runtime.enable")
 
-    def _connect(self, port_file: Path, log_path: Path):  # noqa: ANN202
+    def _connect(self, port_file: Path, log_path: Path) -> ClientConnection:
         deadline = time.monotonic() + 30
         while not port_file.exists() or not port_file.read_text().strip():
             if self.proc.poll() is not None or time.monotonic() > deadline:

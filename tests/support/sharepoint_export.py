@@ -8,9 +8,12 @@ import csv
 import hashlib
 import io
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docsync.sources.sharepoint import quick_xor_hash
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DRIVE = "b!kXq0Sm3bAEKPvdCk8xJc1Q"
 TENANT = "contoso.onmicrosoft.com"
@@ -37,6 +40,16 @@ def site_group(name: str, sid: str = "3") -> dict:
 
 def group(name: str) -> dict:
     return {"group": {"id": _id(name), "displayName": name, "email": name.lower().replace(" ", "") + "@contoso.com"}}
+
+
+def group_principal(name: str) -> str:
+    """The principal docsync maps ``group(name)`` to: the Entra group's id, never its name."""
+    return f"group:{_id(name).lower()}"
+
+
+def site_group_principal(sid: str = "3", site: str = DRIVE) -> str:
+    """The principal of ``site_group(..., sid)``: its id, qualified by the library's site (or drive)."""
+    return f"group:site:{site.lower()}:{sid}"
 
 
 def grant(roles: list[str], identity: dict, inherited_from: str | None = None) -> dict:

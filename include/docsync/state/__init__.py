@@ -1,0 +1,122 @@
+"""The state store: documents, their chunks (point IDs), runs, metrics and quarantine.
+
+SQLite by default, PostgreSQL (or any SQLAlchemy URL) by ``DOCSYNC_STATE_URL``. Every SQL
+statement on docsync's tables is a named function of this package:
+
+- :mod:`.schema`: the tables, the engine (created and migrated on first use), value helpers;
+- :mod:`.document_store`: documents and chunks, as the sync steps read and write them;
+- :mod:`.run_store`: runs, summaries, metric points, reconcile times;
+- :mod:`.review_store`: the quarantine and the monitoring/review queries.
+
+The write step is the only writer of documents during a run; every write is one short transaction.
+"""
+
+from __future__ import annotations
+
+from docsync.state.document_store import (
+    chunk_ids,
+    delete_document,
+    document_row,
+    first_seen_of,
+    get_document,
+    indexed_doc_ids,
+    load_documents,
+    mark_for_reprocessing,
+    recorded_points,
+    save_document,
+    unindex_document,
+    update_document,
+)
+from docsync.state.review_store import (
+    document_state,
+    document_status_counts,
+    finished_runs,
+    last_successful_run,
+    open_quarantine_count,
+    quarantine_entries,
+    quarantine_entry,
+    quarantine_history,
+    quarantine_stages,
+    quarantine_to_reprocess,
+    record_quarantine,
+    resolve_quarantine,
+    run_metrics,
+    set_quarantine_status,
+    source_names,
+)
+from docsync.state.run_store import (
+    finish_run,
+    last_reconciled,
+    last_success,
+    mark_reconciled,
+    recent_runs,
+    start_run,
+    unfinished_runs,
+)
+from docsync.state.schema import (
+    as_utc,
+    chunks,
+    documents,
+    dumps,
+    get_engine,
+    loads_object,
+    metadata,
+    metric_points,
+    path_hash,
+    quarantine,
+    quarantine_actions,
+    runs,
+    sources,
+    utcnow,
+)
+
+__all__ = [
+    "as_utc",
+    "chunk_ids",
+    "chunks",
+    "delete_document",
+    "document_row",
+    "document_state",
+    "document_status_counts",
+    "documents",
+    "dumps",
+    "finish_run",
+    "finished_runs",
+    "first_seen_of",
+    "get_document",
+    "get_engine",
+    "indexed_doc_ids",
+    "last_reconciled",
+    "last_success",
+    "last_successful_run",
+    "load_documents",
+    "loads_object",
+    "mark_for_reprocessing",
+    "mark_reconciled",
+    "metadata",
+    "metric_points",
+    "open_quarantine_count",
+    "path_hash",
+    "quarantine",
+    "quarantine_actions",
+    "quarantine_entries",
+    "quarantine_entry",
+    "quarantine_history",
+    "quarantine_stages",
+    "quarantine_to_reprocess",
+    "recent_runs",
+    "record_quarantine",
+    "recorded_points",
+    "resolve_quarantine",
+    "run_metrics",
+    "runs",
+    "save_document",
+    "set_quarantine_status",
+    "source_names",
+    "sources",
+    "start_run",
+    "unfinished_runs",
+    "unindex_document",
+    "update_document",
+    "utcnow",
+]

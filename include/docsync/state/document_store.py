@@ -1,0 +1,163 @@
+"""Documents and their chunks (point ids): what the sync steps read and write."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from docsync.state.schema import (
+    chunks,
+    documents,
+    dumps,
+    path_hash,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from sqlalchemy.engine import Engine
+
+
+def load_documents(engine: Engine, source: str) -> dict[str, dict]:
+    """All known documents of a source, keyed by path."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(documents).where(documents.c.source == source)).mappings()
+        return {r["path"]: dict(r) for r in rows}
+
+
+def chunk_ids(engine: Engine, doc_ids: Iterable[str]) -> dict[str, set[str]]:
+    """Point IDs currently recorded per document."""
+    ids = list(doc_ids)
+    out: dict[str, set[str]] = {d: set() for d in ids}
+    if not ids:
+        return out
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            for row in conn.execute(
+                sa.select(chunks.c.doc_id, chunks.c.point_id).where(chunks.c.doc_id.in_(part))
+            ):
+                out[row.doc_id].add(row.point_id)
+    return out
+
+
+def save_document(conn: sa.Connection, row: dict, chunk_rows: list[dict] | None) -> None:
+    """Insert or replace a document row and (when given) its full chunk list."""
+    row = row | {"path_hash": path_hash(row["path"])}
+    conn.execute(sa.delete(documents).where(documents.c.doc_id == row["doc_id"]))
+    # A document moved onto the path of a deleted one: the old row (and its chunks) go first.
+    replaced = [
+        r.doc_id
+        for r in conn.execute(
+            sa.select(documents.c.doc_id).where(
+                documents.c.source == row["source"], documents.c.path_hash == row["path_hash"]
+            )
+        )
+    ]
+    if replaced:
+        conn.execute(sa.delete(chunks).where(chunks.c.doc_id.in_(replaced)))
+        conn.execute(sa.delete(documents).where(documents.c.doc_id.in_(replaced)))
+    conn.execute(sa.insert(documents).values(**row))
+    if chunk_rows is not None:
+        conn.execute(sa.delete(chunks).where(chunks.c.doc_id == row["doc_id"]))
+        if chunk_rows:
+            conn.execute(sa.insert(chunks), chunk_rows)
+
+
+def delete_document(conn: sa.Connection, doc_id: str) -> None:
+    conn.execute(sa.delete(chunks).where(chunks.c.doc_id == doc_id))
+    conn.execute(sa.delete(documents).where(documents.c.doc_id == doc_id))
+
+
+def document_row(
+    *,
+    source: str,
+    doc_id: str,
+    path: str,
+    size: int,
+    mtime_ns: int,
+    acl_fingerprint: str,
+    status: str,
+    first_seen: datetime,
+    indexed_at: datetime | None,
+    content_hash: str = "",
+    allowed: Iterable[str] = (),
+    denied: Iterable[str] = (),
+    chunk_count: int = 0,
+    doc_meta: dict | None = None,
+) -> dict:
+    """The column values of one ``docsync_documents`` row (for :func:`save_document`)."""
+    return {
+        "doc_id": doc_id,
+        "source": source,
+        "path": path,
+        "size": size,
+        "mtime_ns": mtime_ns,
+        "content_hash": content_hash,
+        "acl_fingerprint": acl_fingerprint,
+        "allowed": dumps(list(allowed)),
+        "denied": dumps(list(denied)),
+        "status": status,
+        "chunk_count": chunk_count,
+        "doc_meta": dumps(doc_meta or {}),
+        "first_seen": first_seen,
+        "indexed_at": indexed_at,
+    }
+
+
+def first_seen_of(engine: Engine, doc_ids: Iterable[str]) -> dict[str, datetime]:
+    """When docsync first saw each of these documents (those it knows)."""
+    ids = list(doc_ids)
+    if not ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(documents.c.doc_id, documents.c.first_seen).where(documents.c.doc_id.in_(ids)))
+        return {r.doc_id: r.first_seen for r in rows}
+
+
+def get_document(conn: sa.Connection, doc_id: str) -> dict | None:
+    row = conn.execute(sa.select(documents).where(documents.c.doc_id == doc_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def update_document(conn: sa.Connection, doc_id: str, **values: Any) -> None:
+    """Change some columns of one document (a new ``path`` brings its hash along)."""
+    if "path" in values:
+        values["path_hash"] = path_hash(values["path"])
+    for key in ("allowed", "denied", "doc_meta"):
+        if key in values and not isinstance(values[key], str):
+            values[key] = dumps(values[key])
+    conn.execute(sa.update(documents).where(documents.c.doc_id == doc_id).values(**values))
+
+
+def unindex_document(conn: sa.Connection, doc_id: str, **values: Any) -> None:
+    """Mark a document quarantined: it has no points any more (its chunk rows go)."""
+    update_document(conn, doc_id, status="quarantined", chunk_count=0, **values)
+    conn.execute(sa.delete(chunks).where(chunks.c.doc_id == doc_id))
+
+
+def indexed_doc_ids(engine: Engine, source: str) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(documents.c.doc_id).where(documents.c.source == source, documents.c.status == "indexed"))
+        return {r.doc_id for r in rows}
+
+
+def recorded_points(engine: Engine, source: str) -> dict[str, str]:
+    """point id -> doc id of every chunk the state store records for a source."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(chunks.c.point_id, chunks.c.doc_id)
+            .join(documents, documents.c.doc_id == chunks.c.doc_id)
+            .where(documents.c.source == source)
+        )
+        return {r.point_id: r.doc_id for r in rows}
+
+
+def mark_for_reprocessing(engine: Engine, doc_ids: Iterable[str]) -> None:
+    """Forget what is known of these documents' content: the next plan processes them again."""
+    ids = list(doc_ids)
+    if ids:
+        with engine.begin() as conn:
+            conn.execute(sa.update(documents).where(documents.c.doc_id.in_(ids)).values(mtime_ns=-1, content_hash=""))

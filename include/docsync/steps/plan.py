@@ -1,0 +1,161 @@
+"""Step 1, plan: list the source (a stat per document), compare with the state store and stage
+the run's work. The mass-deletion and outage guards run here, before anything changes."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from docsync import quarantine, records, state
+from docsync.context import RunContext
+from docsync.errors import DocumentError
+from docsync.records import Batch, Delete, Plan, PlanCounts, Update, UpdateKind, WorkItem, WorkKind
+from docsync.sources import SourceUnavailable
+
+if TYPE_CHECKING:
+    from docsync.config import Settings
+    from docsync.sources import Source, SourceEntry
+
+log = logging.getLogger(__name__)
+DOC_NAMESPACE = uuid.UUID("0b7e3f0e-61a4-5d0c-8a55-4c1f2d9a7b21")
+
+
+class MassDeletionBlocked(RuntimeError):
+    """Too many documents would be deleted at once: refuse and change nothing."""
+
+
+@dataclass(frozen=True)
+class PlanRef:
+    """What the plan task returns through XCom: references only."""
+
+    plan: str
+    batches: tuple[str, ...]
+    counts: PlanCounts
+
+    def to_json(self) -> dict:
+        return {"plan": self.plan, "batches": list(self.batches), "counts": self.counts.to_json()}
+
+
+def new_doc_id(source: str, path: str, taken: set[str]) -> str:
+    """A document's id: derived from its first path, unique within the source."""
+    doc_id = uuid.uuid5(DOC_NAMESPACE, f"{source}:{path}").hex
+    if doc_id in taken:  # a moved document kept the id derived from this path
+        doc_id = uuid.uuid5(DOC_NAMESPACE, f"{source}:{path}:{len(taken)}").hex
+    return doc_id
+
+
+def content_hash(source: Source, entry: SourceEntry, max_bytes: int) -> str:
+    """sha256 of a document, streamed; "" when it is over the size limit or the source reports a
+    per-document problem: the document is then planned as changed and the process step
+    quarantines it with the reason, instead of the whole plan failing (or reading 8 GiB)."""
+    if entry.size > max_bytes:
+        return ""
+    try:
+        return source.content_hash(entry.path)
+    except DocumentError:
+        return ""
+
+
+def version_changed(entry: SourceEntry, row: dict) -> bool:
+    """The source's content version (e.g. a SharePoint quickXorHash/cTag) differs from the one
+    recorded at indexing: the content may have changed even with the same size and mtime."""
+    if not entry.version_tag:
+        return False
+    recorded = state.loads_object(row.get("doc_meta")).get("version_tag", "")
+    return bool(recorded) and recorded != entry.version_tag
+
+
+def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
+    """Detect changes and stage the run's work. Returns references only (safe for XCom)."""
+    started = time.perf_counter()
+    ctx = RunContext(settings, settings.source_name, run_id)
+    source = ctx.source(root)
+    source.check_available()
+    entries = list(source.list())
+    known = state.load_documents(ctx.engine, source.name)
+    if not entries and known:
+        raise SourceUnavailable(
+            f"{source.describe()} lists no documents but {len(known)} are indexed: treated as an outage, "
+            "nothing deleted. Check the mount/share. If the source was emptied on purpose, drop the "
+            f"collection {ctx.collection} and the source's rows in docsync_documents by hand."
+        )
+    state.start_run(ctx.engine, run_id, source.name)
+    reprocess = quarantine.reprocess_requests(ctx.engine, source.name)
+    limit = settings.max_file_bytes
+    taken = {row["doc_id"] for row in known.values()}
+    work: list[WorkItem] = []
+    updates: list[Update] = []
+    new_entries: list[SourceEntry] = []
+    unchanged = 0
+    for entry in entries:
+        row = known.get(entry.path)
+        if row is None:
+            new_entries.append(entry)
+            continue
+        requested = reprocess.get(row["doc_id"])
+        if requested:
+            work.append(WorkItem(row["doc_id"], entry, WorkKind.REPROCESS, override=requested == "released"))
+        elif entry.size == row["size"] and entry.mtime_ns == row["mtime_ns"] and not version_changed(entry, row):
+            if entry.acl_fingerprint != row["acl_fingerprint"] and row["status"] == "quarantined":
+                # Permissions fixed on a quarantined document: process it again in full.
+                work.append(WorkItem(row["doc_id"], entry, WorkKind.MODIFIED, row["content_hash"]))
+            elif entry.acl_fingerprint != row["acl_fingerprint"]:
+                updates.append(Update(row["doc_id"], entry, UpdateKind.ACL))
+            else:
+                unchanged += 1
+        else:
+            digest = content_hash(source, entry, limit)
+            if digest and digest == row["content_hash"]:
+                updates.append(Update(row["doc_id"], entry, UpdateKind.TOUCH))
+            else:
+                work.append(WorkItem(row["doc_id"], entry, WorkKind.MODIFIED, digest))
+    listed = {e.path for e in entries}
+    missing = [row for path, row in known.items() if path not in listed]
+    # A new path with the content of a vanished indexed document is a move: no re-embedding.
+    movable = {(r["content_hash"], r["size"]): r for r in missing if r["status"] == "indexed"}
+    moved: set[str] = set()
+    for entry in new_entries:
+        digest = ""
+        if any(size == entry.size for _h, size in movable):
+            digest = content_hash(source, entry, limit)
+            row = movable.pop((digest, entry.size), None)
+            if row is not None:
+                moved.add(row["doc_id"])
+                updates.append(Update(row["doc_id"], entry, UpdateKind.MOVE, old_path=row["path"]))
+                continue
+        doc_id = new_doc_id(source.name, entry.path, taken)
+        taken.add(doc_id)
+        work.append(WorkItem(doc_id, entry, WorkKind.NEW, digest))
+    deletes = [Delete(r["doc_id"], r["path"]) for r in missing if r["doc_id"] not in moved]
+    if known and len(deletes) > settings.max_delete_fraction * len(known):
+        raise MassDeletionBlocked(
+            f"{source.describe()}: {len(deletes)} of {len(known)} known documents would be deleted "
+            f"(limit {settings.max_delete_fraction:.0%}, DOCSYNC_MAX_DELETE_FRACTION). Nothing was changed. "
+            "If the share is healthy and the deletion is intended, raise the limit for one run."
+        )
+    root_used = root or settings.source_root()
+    batches = tuple(
+        records.write(ctx.files.batch(n), Batch(run_id, source.name, root_used, n, tuple(work[i : i + settings.batch_size])))
+        for n, i in enumerate(range(0, len(work), settings.batch_size))
+    )
+    counts = PlanCounts(
+        seen=len(entries),
+        unchanged=unchanged,
+        new=sum(1 for w in work if w.kind is WorkKind.NEW),
+        modified=sum(1 for w in work if w.kind is WorkKind.MODIFIED),
+        retried=sum(1 for w in work if w.kind is WorkKind.REPROCESS),
+        acl_changed=sum(1 for u in updates if u.kind is UpdateKind.ACL),
+        moved=len(moved),
+        deleted=len(deletes),
+    )
+    staged = Plan(
+        run_id=run_id, source=source.name, root=root_used, planned_at=state.utcnow().isoformat(),
+        plan_s=round(time.perf_counter() - started, 3), batches=batches, updates=tuple(updates),
+        deletes=tuple(deletes), counts=counts,
+    )
+    plan_ref = records.write(ctx.files.plan, staged)
+    log.info("plan %s: %s", run_id, counts.to_json())
+    return PlanRef(plan_ref, batches, counts)

@@ -1,0 +1,85 @@
+"""Step 2, updates: apply the plan's deletions and no-embed updates (ACL-only changes, touches,
+moves) before any document is processed, so that no processing failure can hold back a
+revocation. Deletions and ACL changes go first; their lag (detected -> applied) is reported."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from docsync import index, quarantine, records, state
+from docsync.context import RunContext
+from docsync.errors import AccessUnresolved
+from docsync.faults import crash_point
+from docsync.records import Update, UpdateKind, UpdatesReport
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from qdrant_client import QdrantClient
+
+    from docsync.config import Settings
+    from docsync.sources import Source
+
+# Revocations first: an ACL change may take access away; a move or touch never does.
+ORDER = {UpdateKind.ACL: 0, UpdateKind.MOVE: 1, UpdateKind.TOUCH: 2}
+
+
+def apply_update(client: QdrantClient, conn: sa.Connection, collection: str, source: Source, update: Update) -> str:
+    """Apply a move / touch / ACL-only change without re-embedding; returns what happened."""
+    entry = update.entry
+    row = state.get_document(conn, update.doc_id)
+    if row is None:
+        return "gone"
+    values: dict = {"path": entry.path, "size": entry.size, "mtime_ns": entry.mtime_ns}
+    payload: dict = {"path": entry.path}
+    if entry.version_tag:  # keep the recorded content version current (see plan.version_changed)
+        meta = state.loads_object(row["doc_meta"])
+        if meta.get("version_tag") != entry.version_tag:
+            values["doc_meta"] = meta | {"version_tag": entry.version_tag}
+    if entry.acl_fingerprint != row["acl_fingerprint"] or update.kind is UpdateKind.MOVE:
+        try:
+            allowed, denied = source.access(entry)
+        except AccessUnresolved as exc:
+            index.delete_doc(client, collection, update.doc_id)  # fail closed: no points, no access
+            state.unindex_document(conn, update.doc_id, acl_fingerprint=entry.acl_fingerprint, **values)
+            quarantine.record(conn, source=source.name, doc_id=update.doc_id, path=entry.path,
+                              failure=exc.failure, content_hash=row["content_hash"])
+            return "quarantined"
+        payload |= index.access_payload(allowed, denied)
+        values |= {"allowed": list(allowed), "denied": list(denied), "acl_fingerprint": entry.acl_fingerprint}
+    if row["status"] == "indexed":
+        index.set_document_payload(client, collection, update.doc_id, payload)
+    state.update_document(conn, update.doc_id, **values)
+    return str(update.kind)
+
+
+def apply_updates(settings: Settings, plan_ref: str) -> UpdatesReport:
+    """Deletes, then ACL-only changes, moves and touches of one plan."""
+    started = time.perf_counter()
+    plan = records.read_plan(plan_ref)
+    if not plan.updates and not plan.deletes:
+        return UpdatesReport({})
+    ctx = RunContext(settings, plan.source, plan.run_id)
+    source = ctx.source(plan.root)
+    detected = datetime.fromisoformat(plan.planned_at).timestamp()
+    applied: Counter = Counter()
+    lags: list[float] = []
+    with index.open_index(settings) as client:
+        index.ensure_collection(client, ctx.collection, index.is_local(settings))
+        for gone in plan.deletes:
+            index.delete_doc(client, ctx.collection, gone.doc_id)
+            crash_point("updates:after_qdrant_delete")
+            with ctx.engine.begin() as conn:
+                state.delete_document(conn, gone.doc_id)
+                quarantine.resolve(conn, source.name, gone.doc_id)
+            applied["deleted"] += 1
+            lags.append(time.time() - detected)
+        for update in sorted(plan.updates, key=lambda u: ORDER[u.kind]):
+            with ctx.engine.begin() as conn:
+                outcome = apply_update(client, conn, ctx.collection, source, update)
+            applied[outcome] += 1
+            if update.kind is UpdateKind.ACL:
+                lags.append(time.time() - detected)
+    return UpdatesReport(dict(applied), tuple(round(x, 3) for x in lags), round(time.perf_counter() - started, 3))

@@ -1,0 +1,124 @@
+"""The steps' safety properties (issue 13): revocations first, bounded batches, bounded planning,
+unbounded paths, owner-only files, no raw PII in previews. Real embeddings, embedded Qdrant."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from docsync import quarantine, records, state
+from docsync.pipeline import run_sync
+from docsync.steps.plan import plan
+from tests.test_pipeline import assert_consistent, make_share, snapshot, write_doc
+
+
+@pytest.fixture()
+def share(tmp_path) -> Path:
+    return make_share(tmp_path / "share")
+
+
+def test_revocations_are_applied_before_processing(share, settings):
+    """A run that dies while processing (here: SIGKILL right after the first batch's embedding)
+    has already applied its deletions and ACL-only changes: no bad document or crashed batch
+    can hold back a revocation (they were applied only after every batch succeeded before)."""
+    run_sync(settings, root=str(share))
+    (share / "team2/doc5.txt").unlink()
+    Path(share / "team1/doc1.txt.acl.json").write_text(json.dumps({"allow": ["group:legal"]}))
+    write_doc(share, "team0/doc0.txt", ["Rewritten: the vendor contract now renews every two years."])
+    env = os.environ | {"DOCSYNC_HOME": str(settings.home), "DOCSYNC_KILL_AT": "process:after_embed"}
+    cli = [sys.executable, "-m", "docsync.cli", "sync", "--root", str(share)]
+    killed = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    snap = snapshot(settings)
+    assert "team2/doc5.txt" not in snap["paths"]
+    doc1 = [p for p in snap["points"].values() if p["path"] == "team1/doc1.txt"]
+    assert doc1 and all(p["allowed_principals"] == ["group:legal"] for p in doc1)
+    env.pop("DOCSYNC_KILL_AT")
+    rerun = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert_consistent(snapshot(settings))
+
+
+def test_revocation_lag_is_reported(share, settings):
+    run_sync(settings, root=str(share))
+    Path(share / "team1/doc1.txt.acl.json").write_text(json.dumps({"allow": ["group:legal"]}))
+    summary = run_sync(settings, root=str(share))
+    assert summary["acl_updated"] == 1
+    assert 0 <= summary["revocation_lag_max_s"] < 60
+    assert summary["stage_s"]["updates"] > 0
+
+
+def test_a_batch_defers_what_does_not_fit_its_time_budget(share, settings):
+    """25 documents x 600 s per document exceeded the task's 3 h timeout: a batch now has its own
+    budget; documents past it are deferred (not quarantined, not lost) and the next run takes them."""
+    from docsync import pii
+    from docsync.embed import get_model
+
+    pii.get_analyzer(), get_model()  # loading models is not the documents' time
+    tight = replace(settings, batch_budget_s=0.05)
+    summary = run_sync(tight, root=str(share))
+    assert summary["indexed"] + summary["deferred"] == 10 and summary["deferred"] >= 9
+    assert summary["quarantined"] == 0 and not quarantine.list_entries(state.get_engine(settings.state_url))
+    follow_up = run_sync(settings, root=str(share))
+    assert follow_up["indexed"] == summary["deferred"]
+    assert_consistent(snapshot(settings))
+
+
+def test_plan_never_reads_a_huge_file_whole(share, settings, tmp_path):
+    """An indexed file that grows to gigabytes (sparse here) is neither read into memory nor hashed
+    past DOCSYNC_MAX_FILE_MB by the plan; the process step quarantines it without reading it."""
+    run_sync(settings, root=str(share))
+    with open(share / "team0/doc0.txt", "r+b") as fh:
+        fh.truncate(3 * 2**30)
+    code = (
+        "import json, resource, sys; from docsync.config import load_settings; from docsync.steps.plan import plan; "
+        f"ref = plan(load_settings(), 'big-run', {str(share)!r}); "
+        "print(json.dumps({'rss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+        "'modified': ref.counts.modified}))"
+    )
+    env = os.environ | {"DOCSYNC_HOME": str(settings.home)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["modified"] == 1 and result["rss_kib"] < 1024 * 1024, result
+    summary = run_sync(settings, root=str(share))
+    [entry] = quarantine.list_entries(state.get_engine(settings.state_url))
+    assert summary["quarantined"] == 1 and entry["stage"] == "detect" and "DOCSYNC_MAX_FILE_MB" in entry["reason"]
+
+
+def test_paths_longer_than_2048_characters_are_indexed(tmp_path, settings, state_url):
+    """PostgreSQL stored paths in VARCHAR(2048): a deeper path failed every run."""
+    settings = replace(settings, state_url=state_url)
+    root = make_share(tmp_path / "share", n=2)
+    deep = "/".join(f"{'d' * 200}{i}" for i in range(11))  # 2,200+ characters
+    write_doc(root, f"{deep}/policy.txt", ["The travel policy covers trains, hotels and per diem rates."])
+    summary = run_sync(settings, root=str(root))
+    assert summary["indexed"] == 3 and summary["quarantined"] == 0
+    assert run_sync(settings, root=str(root))["unchanged"] == 3
+    assert_consistent(snapshot(settings))
+
+
+def test_state_staging_and_embedded_index_are_owner_only(share, settings):
+    run_sync(settings, root=str(share), cleanup=False)
+    db = Path(settings.state_url.split("///", 1)[1])
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert stat.S_IMODE(Path(settings.staging_dir).stat().st_mode) == 0o700
+    assert stat.S_IMODE(settings.qdrant_path.stat().st_mode) == 0o700
+
+
+def test_plan_records_round_trip(share, settings):
+    """What the plan stages reads back as the same typed records (the contract between tasks)."""
+    ref = plan(settings, "run-records", str(share))
+    staged = records.read_plan(ref.plan)
+    assert staged.to_json() == records.Plan.from_json(json.loads(json.dumps(staged.to_json()))).to_json()
+    assert staged.batches == ref.batches and staged.counts.new == 10
+    batch = records.read_batch(ref.batches[0])
+    assert batch.source == settings.source_name and batch.root == str(share)
+    assert {i.kind for i in batch.items} == {records.WorkKind.NEW}
