@@ -217,7 +217,7 @@ def measure_scanned(records: list[dict], settings: Settings, skew: float = 0.0) 
     def ocr(record: dict) -> tuple[dict, str, list[str]]:
         text = printable(record["full_text"])
         spans = [s | {"entity_value": printable(s["entity_value"])} for s in record["spans"]]
-        parsed = parse_document(scanned_pdf(text, settings.ocr_dpi, skew), "bench/scan.pdf", settings)
+        parsed = parse_document(scanned_pdf(text, settings.ocr.dpi, skew), "bench/scan.pdf", settings)
         assert parsed.ocr_pages == parsed.pages == 1, "the rendered PDF must be image-only"
         return {"text": text, "spans": spans}, parsed.text, [b.text for b in parsed.blocks]
 
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     records = load_records(args.data)
     sample = select(records, args.limit) if args.limit else records
     pii.get_analyzer()
-    report: dict = {"records": len(sample), "entities": list(settings.pii_entities)}
+    report: dict = {"records": len(sample), "entities": list(settings.pii.entities)}
     started = time.perf_counter()
     text = measure_text(sample, settings)
     report["text"] = text.rows()

@@ -57,19 +57,20 @@ def test_other_local_roots_are_refused(settings, roots, which):
 
 def test_allowed_roots_come_from_the_environment(docsync_env, roots, monkeypatch):
     allowed, other = roots
+    monkeypatch.delenv("DOCSYNC_ALLOWED_ROOTS")  # conftest allows the test's tmp_path
     monkeypatch.setenv("DOCSYNC_FILESHARE_ROOT", str(allowed))
     with pytest.raises(ValueError, match="DOCSYNC_ALLOWED_ROOTS"):
         open_source(load_settings(), str(other))
     monkeypatch.setenv("DOCSYNC_ALLOWED_ROOTS", f"/nonexistent/x, {other}")
     settings = load_settings()
-    assert settings.allowed_roots == ("/nonexistent/x", str(other))
+    assert settings.source.allowed_roots == ("/nonexistent/x", str(other))
     assert isinstance(open_source(settings, str(other)), LocalFileShare)
     assert isinstance(open_source(settings, str(allowed)), LocalFileShare)  # the configured root stays allowed
 
 
 def test_sharepoint_roots_are_checked_too(settings, roots):
     allowed, other = roots
-    s = settings.with_overrides(source_kind="sharepoint", sharepoint_root=str(allowed))
+    s = settings.with_overrides(source_kind="sharepoint", sharepoint_root=str(allowed), allowed_roots=())
     assert type(open_source(s)).__name__ == "SharePointExport"
     with pytest.raises(ValueError, match="DOCSYNC_SHAREPOINT_ROOT"):
         open_source(s, str(other))

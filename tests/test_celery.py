@@ -188,7 +188,7 @@ def _points(qdrant_path: Path) -> dict:
     from docsync import index
     from docsync.config import load_settings
 
-    settings = replace(load_settings(), qdrant_path=qdrant_path, qdrant_url=None, qdrant_conn_id=None)
+    settings = load_settings().replace(qdrant_path=qdrant_path, qdrant_url=None, qdrant_conn_id=None)
     with index.open_index(settings, wait_s=60) as client:
         return {
             str(p.id): {k: v for k, v in p.payload.items() if k != "indexed_at"}
@@ -222,8 +222,7 @@ class Reference(threading.Thread):
         from docsync.pipeline import run_sync
 
         try:
-            settings = replace(
-                load_settings(), home=self.home, state_url=f"sqlite:///{self.home / 'state.db'}",
+            settings = load_settings().replace(home=self.home, state_url=f"sqlite:///{self.home / 'state.db'}",
                 staging_dir=str(self.home / "staging"), qdrant_path=self.home / "qdrant", qdrant_url=None,
                 qdrant_conn_id=None, fileshare_root=str(self.root), source_name="fileshare",
             )

@@ -87,7 +87,7 @@ def test_unexpected_values_capped(settings):
 
 
 def test_only_the_newest_runs_are_kept(settings):
-    settings = dataclasses.replace(settings, data_docs_keep_runs=2)
+    settings = settings.replace(data_docs_keep_runs=2)
     for n in range(3):
         run = f"run-{n}"
         data_docs.record(settings, "share", run, "batch-00000", validate_documents([doc_row("d")], settings))
@@ -101,7 +101,7 @@ def test_only_the_newest_runs_are_kept(settings):
 )
 def test_switch(monkeypatch, docsync_env, value, enabled):
     monkeypatch.setenv("DOCSYNC_DATA_DOCS", value)
-    assert load_settings().data_docs is enabled
+    assert load_settings().sync.data_docs is enabled
 
 
 def test_switched_off_writes_nothing(monkeypatch, docsync_env):
@@ -133,8 +133,8 @@ def test_sync_run_publishes_its_data_docs(settings, tmp_path):
     (share / "hr.txt.acl.json").write_text(json.dumps({"allow": ["group:hr"]}))
     summary = run_sync(settings.with_overrides(fileshare_root=str(share)), root=str(share), run_id="manual__docs-test")
     assert summary["indexed"] == 1 and summary["quarantined"] == 0
-    index = data_docs.index_page(settings, settings.source_name)
+    index = data_docs.index_page(settings, settings.source.name)
     assert index.exists()
-    assert run_pages(settings, settings.source_name) == {"manual__docs-test"}
-    everything = all_text(data_docs.site_dir(settings, settings.source_name))
+    assert run_pages(settings, settings.source.name) == {"manual__docs-test"}
+    everything = all_text(data_docs.site_dir(settings, settings.source.name))
     assert EMAIL not in everything and SECRET not in everything

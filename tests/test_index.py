@@ -17,7 +17,7 @@ COLLECTION = "docsync_test"
 
 @pytest.fixture()
 def isettings(settings, tmp_path):
-    return dataclasses.replace(settings, qdrant_path=tmp_path / "qdrant", qdrant_url=None, qdrant_conn_id=None)
+    return settings.replace(qdrant_path=tmp_path / "qdrant", qdrant_url=None, qdrant_conn_id=None)
 
 
 @pytest.fixture()
@@ -45,7 +45,7 @@ def payload(doc_id: str, allowed: list[str], denied: list[str] | None = None, **
 
 def test_settings_are_local(isettings):
     assert index.is_local(isettings)
-    assert not index.is_local(dataclasses.replace(isettings, qdrant_url="http://127.0.0.1:6333"))
+    assert not index.is_local(isettings.replace(qdrant_url="http://127.0.0.1:6333"))
 
 
 def test_ensure_collection_is_idempotent(isettings):
@@ -224,7 +224,7 @@ def test_open_index_waits_for_the_lock(isettings):
                 index.upsert(c, COLLECTION, [(pid("held"), unit(1), payload("held", ["everyone"]))])
                 opened.set()
                 time.sleep(1.0)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
             opened.set()
 

@@ -9,7 +9,6 @@ Before: the 333-byte PDF went past 9 GiB, the multi-frame TIFF decoded every fra
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import resource
@@ -123,14 +122,13 @@ CHILD = textwrap.dedent(
     """
     import json, resource, sys
     resource.setrlimit(resource.RLIMIT_DATA, (3 * 2**30, resource.RLIM_INFINITY))  # safety net only
-    import dataclasses
     import pypdfium2, PIL.Image, pikepdf
     from docsync.config import load_settings
     from docsync.parse import parse_document
     path, overrides = sys.argv[1], json.loads(sys.argv[2])
     if path.endswith("layout.pdf"):
         import unstructured.partition.pdf  # its import is not the document's memory
-    settings = dataclasses.replace(load_settings(), **overrides)
+    settings = load_settings().replace(**overrides)
     data = open(path, "rb").read()
 
     def peak_mb():  # VmHWM: this process's own peak RSS (ru_maxrss keeps the parent's after exec)
@@ -187,9 +185,9 @@ def test_large_page_is_rendered_smaller_not_refused(tmp_path):
     """An A0 poster (33 x 47 in, 139 Mpx at 300 dpi) is OCR'd at the resolution that fits."""
     pdf = _page_pdf(b"", media_box=b"0 0 2384 3370")
     settings = load_settings()
-    scale = limits.render_scale(2384, 3370, settings.ocr_dpi, settings.max_page_pixels, "poster")
-    assert scale < settings.ocr_dpi / 72 and scale * 72 >= limits.MIN_RENDER_DPI
-    assert (2384 * scale + 1) * (3370 * scale + 1) <= settings.max_page_pixels
+    scale = limits.render_scale(2384, 3370, settings.ocr.dpi, settings.ocr.max_page_pixels, "poster")
+    assert scale < settings.ocr.dpi / 72 and scale * 72 >= limits.MIN_RENDER_DPI
+    assert (2384 * scale + 1) * (3370 * scale + 1) <= settings.ocr.max_page_pixels
     result = parse_in_child(tmp_path, "poster.pdf", pdf, timeout=300)
     assert result.get("parsed"), result
     assert result["growth_mb"] < 400, result
@@ -322,7 +320,19 @@ def test_run_limited_passes_results_and_other_errors_and_can_be_nested_or_disabl
 
 def test_parse_document_applies_the_budget_from_settings(tmp_path):
     """Over-limit documents fail in-process too (no child): the budget comes from settings."""
-    settings = dataclasses.replace(load_settings(), max_page_pixels=1_000_000)
+    settings = load_settings().replace(max_page_pixels=1_000_000)
     with pytest.raises(limits.LimitExceeded) as info:
         parse_document(tiff([(2000, 2000)]), "scan.tiff", settings)
     assert "1 Mpx" in info.value.failure.reason
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale_not_refused():
+    """A 54 Mpx photo of a page: JPEG decodes at 1/2 scale for free, so it is read, not refused."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("L", (9000, 6000), 255)
+    ImageDraw.Draw(image).text((400, 400), "Quarterly inventory count", fill=0, font=ImageFont.load_default(size=160))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    doc = parse_document(buffer.getvalue(), "photo.jpg", load_settings())
+    assert doc.pages == 1 and "inventory" in doc.text.lower()

@@ -73,7 +73,7 @@ def test_textfiles_are_valid_exposition(synced):
 def test_grafana_dashboard_uses_only_emitted_metrics(synced):
     settings, _ = synced
     dashboard = json.loads(DASHBOARD.read_text())
-    emitted = set(METRIC.findall(metrics.exposition(state.get_engine(settings.state_url), settings.freshness_slo_s)))
+    emitted = set(METRIC.findall(metrics.exposition(state.get_engine(settings.state_url), settings.sync.freshness_slo_s)))
     for path in (settings.home / "metrics").glob("*.prom"):
         emitted |= set(METRIC.findall(path.read_text()))
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]

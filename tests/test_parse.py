@@ -7,12 +7,16 @@ from __future__ import annotations
 import dataclasses
 import io
 import struct
+import subprocess
+import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from docsync.config import load_settings
+from docsync.errors import DocumentError, Failure
 from docsync.parse import (
     MIME_PDF,
     OOXML,
@@ -34,7 +38,7 @@ def _norm(text: str) -> str:
 @pytest.fixture(scope="module")
 def mod_settings(tmp_path_factory):
     home = tmp_path_factory.mktemp("parse-home")
-    return dataclasses.replace(load_settings(), home=home, qdrant_path=home / "qdrant")
+    return load_settings().replace(home=home, qdrant_path=home / "qdrant")
 
 
 @pytest.fixture(scope="module")
@@ -396,3 +400,34 @@ def test_normal_docx_passes_zip_bomb_check():
 
 def test_unsupported_binary(mod_settings):
     _assert_fails(bytes(range(256)) * 64, "blob.dat", mod_settings, "detect", "unsupported")
+
+
+# --- errors: one DocumentError hierarchy, no store imports (issue 12, item 1) ----------------
+
+
+def test_parse_error_is_a_document_error_carrying_an_errors_failure(mod_settings):
+    with pytest.raises(DocumentError) as info:
+        parse_document(b"", "empty.txt", mod_settings)
+    assert isinstance(info.value, ParseError)
+    assert type(info.value.failure) is Failure and info.value.failure.stage == "detect"
+    assert issubclass(ParseError, DocumentError)
+
+
+def test_processing_stages_never_import_the_stores(tmp_path):
+    """parse/ocr/pii/chunk/embed/limits, also once they have run (their imports are lazy)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from docsync.config import load_settings
+        from docsync import chunk, embed, limits, ocr, parse, pii, pii_recognizers
+        settings = load_settings()
+        doc = parse.parse_document(b"Alice wrote to alice@corp.internal about the plan.", "a.txt", settings)
+        texts, _ = pii.anonymize_many([b.text for b in doc.blocks], settings)
+        pii.rescan(texts[0])
+        chunk.chunk_blocks(doc.blocks)
+        print(sorted(m for m in sys.modules if m in ("docsync.state", "docsync.quarantine", "docsync.index")))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -13,7 +13,7 @@ import pytest
 from docsync import pii
 from docsync.config import DEFAULT_PII_ENTITIES
 
-PII_DATA = Path("/work/shared/data/pii/presidio_research_synth_dev.json")
+PII_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pii" / "presidio_research_synth_dev.json"
 
 NAME = "Maria Gonzalez"
 EMAIL = "maria.gonzalez@northwindanalytics.com"
@@ -37,7 +37,7 @@ def _warm_analyzer():
 
 @pytest.fixture()
 def hmac_settings(settings):
-    return dataclasses.replace(settings, pii_hmac_key="test-key-1")
+    return settings.replace(pii_hmac_key="test-key-1")
 
 
 def test_all_entity_types_removed_and_counted(settings):
@@ -80,7 +80,7 @@ def test_text_without_pii_is_unchanged(settings):
 
 
 def test_entities_setting_limits_what_is_removed(settings):
-    only_email = dataclasses.replace(settings, pii_entities=("EMAIL_ADDRESS",))
+    only_email = settings.replace(pii_entities=("EMAIL_ADDRESS",))
     clean, counts = pii.anonymize(f"{NAME} uses {EMAIL}.", only_email)
     assert EMAIL not in clean and NAME in clean
     assert set(counts) == {"EMAIL_ADDRESS"}
@@ -127,14 +127,14 @@ def test_hmac_pseudonyms_differ_for_different_values(hmac_settings):
 
 
 def test_hmac_pseudonyms_depend_on_the_key(hmac_settings):
-    other_key = dataclasses.replace(hmac_settings, pii_hmac_key="another-key")
+    other_key = hmac_settings.replace(pii_hmac_key="another-key")
     a = _pseudonyms(pii.anonymize(f"Mail {EMAIL}", hmac_settings)[0])["EMAIL_ADDRESS"]
     b = _pseudonyms(pii.anonymize(f"Mail {EMAIL}", other_key)[0])["EMAIL_ADDRESS"]
     assert a and b and a.isdisjoint(b)
 
 
 def test_without_key_plain_type_tags(settings):
-    assert settings.pii_hmac_key is None
+    assert settings.pii.hmac_key is None
     clean, _ = pii.anonymize(f"Mail {EMAIL}", settings)
     assert clean == "Mail <EMAIL_ADDRESS>"
 
@@ -162,6 +162,101 @@ def test_rescan_of_anonymized_text_is_zero(settings, hmac_settings):
     assert pii.rescan(pii.anonymize(TEXT, settings)[0]) == 0
     assert pii.rescan(pii.anonymize(TEXT, hmac_settings)[0]) == 0
     assert pii.rescan("") == 0 and pii.rescan("plain words only") == 0
+
+
+# --- e-mail addresses on any TLD (issue 13, item 12) -------------------------------------
+
+INTERNAL_EMAILS = (
+    "alice.admin@corp.internal",
+    "printers@fileserver.local",
+    "badge-desk@hq.lan",
+    "it_ops@eu.acme.corp",
+    "dev+alerts@build.home.arpa",
+    "team@brand.photography",
+    "jo.o'neil@sub.example.co.uk",
+    "root@[10.20.30.40]",
+)
+
+
+@pytest.mark.parametrize("address", INTERNAL_EMAILS)
+def test_email_addresses_on_any_tld_are_anonymized(settings, address):
+    text = f"For access write to {address} before Friday."
+    clean, counts = pii.anonymize(text, settings)
+    assert clean == "For access write to <EMAIL_ADDRESS> before Friday.", clean
+    assert counts["EMAIL_ADDRESS"] == 1
+    assert pii.rescan(text) == 1  # the fail-closed re-scan sees them too
+    assert pii.rescan(clean) == 0
+
+
+def test_email_recognizer_does_not_take_asset_names_or_plain_at_signs(settings):
+    text = "Use logo@2x.png on retina screens; meet @ noon; 3 items @ 5 EUR."
+    assert pii.anonymize(text, settings)[0] == text
+    assert pii.rescan(text) == 0
+
+
+# --- invisible characters and dash variants (issue 13, item 13) -----------------------------
+
+HIDDEN = {
+    "zero width space": "\u200b", "zero width non-joiner": "\u200c", "zero width joiner": "\u200d",
+    "word joiner": "\u2060", "byte order mark": "\ufeff", "soft hyphen": "\u00ad",
+    "right-to-left override": "\u202e", "invisible separator": "\u2063", "variation selector": "\ufe0f",
+}
+DASHES = {
+    "non-breaking hyphen": "\u2011", "hyphen": "\u2010", "en dash": "\u2013", "em dash": "\u2014",
+    "minus sign": "\u2212", "small hyphen-minus": "\ufe63", "fullwidth hyphen-minus": "\uff0d",
+}
+
+
+@pytest.mark.parametrize("char", HIDDEN.values(), ids=HIDDEN.keys())
+def test_invisible_characters_inside_an_email_do_not_hide_it(settings, char):
+    text = f"Mail ali{char}ce.ad{char}min@co{char}rp.inter{char}nal and {char}bob@example.com{char} today."
+    clean, counts = pii.anonymize(text, settings)
+    assert clean == "Mail <EMAIL_ADDRESS> and <EMAIL_ADDRESS> today.", clean
+    assert counts["EMAIL_ADDRESS"] == 2
+    assert pii.rescan(text) == 2
+
+
+@pytest.mark.parametrize("char", [*HIDDEN.values(), *DASHES.values()], ids=[*HIDDEN, *DASHES])
+def test_invisible_characters_and_dash_variants_inside_an_ssn_do_not_hide_it(settings, char):
+    dash = "-" if char in HIDDEN.values() else char
+    hidden = char if char in HIDDEN.values() else ""
+    ssn = f"53{hidden}2{dash}7{hidden}4{dash}19{hidden}68"
+    clean, counts = pii.anonymize(f"Her SSN is {ssn} on file.", settings)
+    assert clean == "Her SSN is <US_SSN> on file.", clean
+    assert counts["US_SSN"] == 1
+    assert pii.rescan(f"ssn {ssn}") == 1
+
+
+def test_normalize_text():
+    assert pii.normalize_text("plain ASCII text\n\twith tabs") == "plain ASCII text\n\twith tabs"
+    assert pii.normalize_text("a\u200bb\u200c\u200dc\u2060d\ufeffe\u00adf\u202eg") == "abcdefg"
+    assert pii.normalize_text("123\u201145\u20136789 \u2212 5") == "123-45-6789 - 5"
+    assert pii.normalize_text("ｉｖａｎ＠ｅｘａｍｐｌｅ．ｃｏｍ") == "ivan@example.com"  # NFKC
+    assert pii.normalize_text("no\u00a0break, ﬁle") == "no break, file"
+    assert pii.normalize_text("bell\x07 and nul\x00") == "bell and nul"
+    assert pii.normalize_text("Zoë Ångström, 東京") == "Zoë Ångström, 東京"  # letters stay (NFC-equal)
+    text = "x\u200by\u2011z ｆ"
+    assert pii.normalize_text(pii.normalize_text(text)) == pii.normalize_text(text)
+
+
+def test_anonymize_returns_the_normalised_text(settings):
+    """What is indexed is what was analysed: the normalised form, anonymized."""
+    clean, counts = pii.anonymize("Quarterly\u200b report \u2013 final", settings)
+    assert clean == "Quarterly report - final" and not counts
+    out, _ = pii.anonymize_many(["a\u00adb", "   ", "x\ufeffy"], settings)
+    assert out == ["ab", "   ", "xy"]
+
+
+# --- no network (issue 13, item 15) ----------------------------------------------------------
+
+
+def test_presidio_email_recognizer_and_tldextract_stay_offline():
+    import tldextract.tldextract
+
+    names = {r.name for r in pii.get_analyzer().registry.recognizers}
+    assert "EmailRecognizer" not in names and "DocsyncEmail" in names  # the one that called tldextract
+    extractor = tldextract.tldextract.TLD_EXTRACTOR
+    assert extractor.suffix_list_urls == () and not extractor._cache.enabled
 
 
 # --- leak sanity check on labelled data ---------------------------------------------------

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from docsync import index, quarantine, state
 from docsync.embed import EmbeddingCounter
 from docsync.pipeline import run_sync
+from docsync.sources import SourceUnavailable
 from docsync.steps.plan import MassDeletionBlocked
 from docsync.steps.reconcile import reconcile
-from docsync.sources import SourceUnavailable
 
 TOPICS = [
     "The quarterly budget review covers cloud spending, vendor contracts and hiring plans for the data team.",
@@ -81,7 +81,7 @@ def share(tmp_path) -> Path:
 
 
 def test_initial_load_then_no_change_costs_no_embedding(share, settings, state_url):
-    settings = replace(settings, state_url=state_url)
+    settings = settings.replace(state_url=state_url)
     first = run_sync(settings, root=str(share))
     assert first["indexed"] == 10 and first["quarantined"] == 0
     assert first["chunks_embedded"] == first["chunks"] > 0
@@ -196,7 +196,7 @@ def test_mass_deletion_guard_changes_nothing(share, settings):
     with pytest.raises(MassDeletionBlocked, match="5 of 10 known documents would be deleted"):
         run_sync(settings, root=str(share))
     assert snapshot(settings)["points"].keys() == before["points"].keys()
-    allowed = run_sync(replace(settings, max_delete_fraction=0.6), root=str(share))
+    allowed = run_sync(settings.replace(max_delete_fraction=0.6), root=str(share))
     assert allowed["deleted"] == 5
 
 
@@ -214,7 +214,7 @@ def test_vanished_or_empty_source_is_an_outage(share, settings, tmp_path):
 
 
 def test_retry_from_quarantine_reprocesses_unchanged_document(share, settings):
-    settings = replace(settings, ocr_min_confidence=101)  # every OCR'd document fails validation
+    settings = settings.replace(ocr_min_confidence=101)  # every OCR'd document fails validation
     from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("L", (1400, 300), 255)
@@ -263,12 +263,12 @@ def test_parallel_workers_index_the_same_points(share, settings, tmp_path, monke
     from docsync import pipeline
 
     monkeypatch.setattr(pipeline, "WORKER_BATCHES", 1)  # 4 batches: two slices, fresh workers for each
-    parallel = run_sync(replace(settings, batch_size=3), root=str(share), workers=2)
+    parallel = run_sync(settings.replace(batch_size=3), root=str(share), workers=2)
     assert parallel["indexed"] == 10 and parallel["quarantined"] == 0
     snap = snapshot(settings)
     assert_consistent(snap)
     home = tmp_path / "sequential-home"
-    sequential = replace(settings, home=home, state_url=f"sqlite:///{home / 'state.db'}", qdrant_path=home / "qdrant",
+    sequential = settings.replace(home=home, state_url=f"sqlite:///{home / 'state.db'}", qdrant_path=home / "qdrant",
                          staging_dir=str(home / "staging"))
     run_sync(sequential, root=str(share))
     assert set(snapshot(sequential)["points"]) == set(snap["points"])
@@ -284,11 +284,11 @@ def test_reconcile_runs_only_when_due(share, settings):
     with index.open_index(settings) as client:  # drift a no-change run does not look for
         index.upsert(client, settings.collection(),
                      [("00000000-0000-0000-0000-000000000002", [0.1] * 384, {"doc_id": "ghost"})])
-    state.start_run(engine, "killed-run", settings.source_name)  # a run that never finished
+    state.start_run(engine, "killed-run", settings.source.name)  # a run that never finished
     report = run_sync(settings, root=str(share))["reconcile"]
     assert report["reason"] == "run killed-run did not finish" and report["orphan_points_deleted"] == 1
     assert "skipped" in run_sync(settings, root=str(share))["reconcile"]  # checked since
-    every_run = replace(settings, reconcile_interval_h=0)
+    every_run = settings.replace(reconcile_interval_h=0)
     assert run_sync(every_run, root=str(share))["reconcile"]["orphan_points_deleted"] == 0
     with engine.begin() as conn:  # the last full check is older than the interval
         conn.execute(sa.delete(state.runs).where(state.runs.c.run_id == "killed-run"))
@@ -323,7 +323,7 @@ def test_sigkill_at_any_point_then_rerun_converges(share, settings, kill_at, tmp
 
 
 def test_oversized_file_is_quarantined_without_reading(share, settings):
-    settings = replace(settings, max_file_bytes=100)
+    settings = settings.replace(max_file_bytes=100)
     summary = run_sync(settings, root=str(share))
     assert summary["quarantined"] == 10 and summary["indexed"] == 0
     [entry, *_] = quarantine.list_entries(state.get_engine(settings.state_url))

@@ -15,14 +15,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from docsync import parse
+from docsync import parse_pages
 from docsync.chunk import chunk_blocks
 from docsync.config import load_settings
 from docsync.embed import MODEL_MAX_TOKENS, get_tokenizer
 from docsync.ocr import OcrPage
 from docsync.parse import Block, ParseError, ocr_confidence, parse_document
 
-PII_DATA = Path("/work/shared/data/pii/presidio_research_synth_dev.json")
+PII_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pii" / "presidio_research_synth_dev.json"
 PARAGRAPH = (
     "Page {n}. The quarterly budget review covers cloud spending, vendor contracts and the hiring plan. "
     "Warehouse operations track inbound pallets and dock scheduling every week of the year."
@@ -32,10 +32,10 @@ PARAGRAPH = (
 @pytest.fixture(scope="module")
 def qsettings(tmp_path_factory):
     home = tmp_path_factory.mktemp("quality-home")
-    return dataclasses.replace(load_settings(), home=home, qdrant_path=home / "qdrant")
+    return load_settings().replace(home=home, qdrant_path=home / "qdrant")
 
 
-def page_image(text: str, dpi: int = 150, blur: int = 1):  # noqa: ANN201
+def page_image(text: str, dpi: int = 150, blur: int = 1):
     """One Letter page of Courier text as a grayscale image; ``blur`` > 1 degrades it."""
     import pypdfium2 as pdfium
     from fpdf import FPDF
@@ -107,9 +107,9 @@ def test_confidence_scopes_on_page_results():
 
 
 def test_scope_setting(monkeypatch, docsync_env):
-    assert load_settings().ocr_confidence_scope == "page"
+    assert load_settings().ocr.confidence_scope == "page"
     monkeypatch.setenv("DOCSYNC_OCR_CONFIDENCE_SCOPE", "document")
-    assert load_settings().ocr_confidence_scope == "document"
+    assert load_settings().ocr.confidence_scope == "document"
     monkeypatch.setenv("DOCSYNC_OCR_CONFIDENCE_SCOPE", "pages")
     with pytest.raises(ValueError, match="DOCSYNC_OCR_CONFIDENCE_SCOPE"):
         load_settings()
@@ -121,7 +121,7 @@ def test_one_bad_page_quarantines_in_page_scope_only(qsettings):
     good = "\n".join(PARAGRAPH.format(n=i) for i in range(1, 6))
     data = scanned_pdf([page_image(good), page_image(good, blur=4), page_image(" ")])  # clean, blurred, blank
     by_page = parse_document(data, "scans/mixed-quality.pdf", qsettings)
-    document_scope = dataclasses.replace(qsettings, ocr_confidence_scope="document")
+    document_scope = qsettings.replace(ocr_confidence_scope="document")
     by_doc = parse_document(data, "scans/mixed-quality.pdf", document_scope)
     conf = by_page.page_confidence
     assert set(conf) == {1, 2, 3} and conf[3] == 0.0  # every page recorded, the blank one too
@@ -132,7 +132,7 @@ def test_one_bad_page_quarantines_in_page_scope_only(qsettings):
     threshold = (by_page.ocr_confidence + by_doc.ocr_confidence) / 2
     row = {"doc_id": "scan", "mime": "application/pdf", "text_length": 500, "replacement_ratio": 0.0,
            "allowed_count": 1, "pii_rescan_hits": 0}
-    strict = dataclasses.replace(qsettings, ocr_min_confidence=threshold)
+    strict = qsettings.replace(ocr_min_confidence=threshold)
     page_failure = validate_documents([row | {"ocr_confidence": by_page.ocr_confidence}], strict)
     assert "ocr_confidence" in page_failure["scan"].reason
     assert validate_documents([row | {"ocr_confidence": by_doc.ocr_confidence}], strict) == {}
@@ -142,14 +142,14 @@ def test_blank_page_does_not_fail_a_good_scan(qsettings):
     data = scanned_pdf([page_image(PARAGRAPH.format(n=1)), page_image(" ")])
     doc = parse_document(data, "scans/with-blank-back.pdf", qsettings)
     assert doc.page_confidence[2] == 0.0
-    assert doc.ocr_confidence == doc.page_confidence[1] >= qsettings.ocr_min_confidence
+    assert doc.ocr_confidence == doc.page_confidence[1] >= qsettings.ocr.min_confidence
 
 
 # --- long PDFs: digital pages in windows ---------------------------------------------------
 
 
 def test_digital_pages_are_partitioned_in_windows_with_their_page_numbers(qsettings, monkeypatch):
-    monkeypatch.setattr(parse, "PDF_WINDOW", 3)  # 8 digital pages -> 3 windows
+    monkeypatch.setattr(parse_pages, "PDF_WINDOW", 3)  # 8 digital pages -> 3 windows
     import pypdfium2 as pdfium
 
     digital = pdfium.PdfDocument(digital_pdf(8))
@@ -185,7 +185,7 @@ def long_scan() -> bytes:
 
 
 def test_timeout_stops_ocr_and_its_tesseract_processes(qsettings, long_scan):
-    settings = dataclasses.replace(qsettings, doc_timeout_s=1)
+    settings = qsettings.replace(doc_timeout_s=1)
     started = time.monotonic()
     with pytest.raises(ParseError) as caught:
         parse_document(long_scan, "scans/long.pdf", settings)
@@ -199,7 +199,7 @@ def test_timeout_stops_ocr_and_its_tesseract_processes(qsettings, long_scan):
 def test_timeout_outside_the_main_thread(qsettings, long_scan):
     """Airflow may run a task off the main thread, where SIGALRM is impossible: parse's
     own deadline must still stop OCR."""
-    settings = dataclasses.replace(qsettings, doc_timeout_s=1)
+    settings = qsettings.replace(doc_timeout_s=1)
     outcome: dict = {}
 
     def work() -> None:
@@ -219,7 +219,7 @@ def test_pipeline_deadline_interrupts_ocr(qsettings, long_scan):
     from docsync.errors import DocumentTimeout
     from docsync.steps.process import failure_for
 
-    settings = dataclasses.replace(qsettings, doc_timeout_s=0)  # only the pipeline's SIGALRM deadline
+    settings = qsettings.replace(doc_timeout_s=0)  # only the pipeline's SIGALRM deadline
     started = time.monotonic()
     with pytest.raises(DocumentTimeout) as caught:  # not "OCR failed" nor "corrupt"
         with deadline(1):
@@ -233,7 +233,7 @@ def test_pipeline_deadline_interrupts_unstructured(qsettings):
     from docsync.deadlines import deadline
     from docsync.errors import DocumentTimeout
 
-    settings = dataclasses.replace(qsettings, doc_timeout_s=0)
+    settings = qsettings.replace(doc_timeout_s=0)
     parse_document(digital_pdf(1), "warm-up.pdf", settings)  # imports, outside the deadline
     # ~4 s of pdfminer layout analysis even with everything warm (150 pages of 3 lines took
     # ~1.1 s warm and sometimes finished inside the 1 s deadline late in the full suite)
@@ -257,7 +257,7 @@ def test_sync_quarantines_the_slow_document_and_indexes_the_rest(settings, tmp_p
     (share / "notes.txt").write_text("The hiring plan for next year adds two analysts.\n")
     for name in ("scan.pdf", "notes.txt"):
         (share / f"{name}.acl.json").write_text(json.dumps({"allow": ["group:staff"]}))
-    summary = run_sync(dataclasses.replace(settings, doc_timeout_s=2), root=str(share))
+    summary = run_sync(settings.replace(doc_timeout_s=2), root=str(share))
     assert summary["indexed"] == 1 and summary["quarantined"] == 1
     [entry] = quarantine.list_entries(state.get_engine(settings.state_url))
     assert entry["path"] == "scan.pdf" and entry["stage"] == "timeout"
@@ -267,7 +267,7 @@ def test_sync_quarantines_the_slow_document_and_indexes_the_rest(settings, tmp_p
 # --- chunks within the model's limit -------------------------------------------------------
 
 
-def _assert_within_model_limit(chunks) -> int:  # noqa: ANN001
+def _assert_within_model_limit(chunks) -> int:
     tokenizer = get_tokenizer()
     worst = 0
     for chunk in chunks:
@@ -289,7 +289,7 @@ def test_demo_corpus_chunks_fit_the_model(demo_corpus, qsettings):
             continue  # the corpus's broken files
         texts, _counts = pii.anonymize_many([b.text for b in doc.blocks], qsettings)
         blocks = [dataclasses.replace(b, text=t) for b, t in zip(doc.blocks, texts)]
-        chunks += chunk_blocks(blocks, qsettings.chunk_tokens, qsettings.chunk_overlap)
+        chunks += chunk_blocks(blocks, qsettings.sync.chunk_tokens, qsettings.sync.chunk_overlap)
     assert len(chunks) > 20
     assert _assert_within_model_limit(chunks) > 100  # long chunks exist, and all fit
 

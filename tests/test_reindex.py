@@ -61,7 +61,7 @@ def test_reindex_builds_a_new_version_and_swaps_the_alias(small, capsys):
 
     # a document vanished from the share is left out of the new version; the alias
     # swap is one update, and the previous version stays for a rollback when asked
-    (Path(small.fileshare_root) / "public" / "product-faq.md").unlink()
+    (Path(small.source.fileshare_root) / "public" / "product-faq.md").unlink()
     assert cli_main(["--json", "reindex", "--keep-previous"]) == 0
     with index.open_index(small) as client:
         assert versions(client, "docsync_fileshare") == [1, 2]

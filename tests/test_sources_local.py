@@ -137,7 +137,7 @@ def test_open_source_uses_settings(settings, tree):
     source = open_source(settings.with_overrides(allowed_roots=(str(tree),)), str(tree), name="docs")
     assert isinstance(source, LocalFileShare)
     assert source.name == "docs"
-    assert source.exclude == settings.exclude_globs
+    assert source.exclude == settings.source.exclude_globs
     assert "hr/.hidden.txt" not in listing(source)
 
 

@@ -392,7 +392,7 @@ def test_open_source_picks_the_kind(docsync_env, monkeypatch, export):
     settings = load_settings().with_overrides(source_kind="sharepoint", source_name="sharepoint")
     source = open_source(settings)
     assert isinstance(source, SharePointExport) and source.root == Path(export.root)
-    assert settings.source_root() == str(export.root) and settings.collection() == "docsync_sharepoint"
+    assert settings.source.root() == str(export.root) and settings.collection() == "docsync_sharepoint"
     assert type(open_source(settings.with_overrides(source_kind="fileshare"))).__name__ == "LocalFileShare"
     with pytest.raises(ValueError, match="unknown source kind"):
         open_source(settings.with_overrides(source_kind="dropbox"))

@@ -271,7 +271,7 @@ def test_full_pipeline_over_smb(smb_share, docsync_env, monkeypatch):
     monkeypatch.setenv("DOCSYNC_FILESHARE_ROOT", url)
     monkeypatch.setenv("DOCSYNC_SOURCE_NAME", "smbshare")
     settings = load_settings()
-    assert settings.fileshare_root == url and settings.home == docsync_env.resolve()
+    assert settings.source.fileshare_root == url and settings.home == docsync_env.resolve()
 
     first = run_sync(settings)
     assert first["indexed"] == len(docs), first

@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,9 +61,9 @@ def test_a_batch_defers_what_does_not_fit_its_time_budget(share, settings):
     from docsync.embed import get_model
 
     pii.get_analyzer(), get_model()  # loading models is not the documents' time
-    tight = replace(settings, batch_budget_s=0.05)
+    tight = settings.replace(batch_budget_s=1e-6)  # spent before the first document is done
     summary = run_sync(tight, root=str(share))
-    assert summary["indexed"] + summary["deferred"] == 10 and summary["deferred"] >= 9
+    assert summary["deferred"] == 10 and summary["indexed"] == 0
     assert summary["quarantined"] == 0 and not quarantine.list_entries(state.get_engine(settings.state_url))
     follow_up = run_sync(settings, root=str(share))
     assert follow_up["indexed"] == summary["deferred"]
@@ -78,10 +77,11 @@ def test_plan_never_reads_a_huge_file_whole(share, settings, tmp_path):
     with open(share / "team0/doc0.txt", "r+b") as fh:
         fh.truncate(3 * 2**30)
     code = (
-        "import json, resource, sys; from docsync.config import load_settings; from docsync.steps.plan import plan; "
+        "import json, re; from docsync.config import load_settings; from docsync.steps.plan import plan; "
         f"ref = plan(load_settings(), 'big-run', {str(share)!r}); "
-        "print(json.dumps({'rss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-        "'modified': ref.counts.modified}))"
+        # VmHWM: this process's peak RSS (ru_maxrss would include the forking pytest process's)
+        "peak = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+        "print(json.dumps({'rss_kib': peak, 'modified': ref.counts.modified}))"
     )
     env = os.environ | {"DOCSYNC_HOME": str(settings.home)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
@@ -95,7 +95,7 @@ def test_plan_never_reads_a_huge_file_whole(share, settings, tmp_path):
 
 def test_paths_longer_than_2048_characters_are_indexed(tmp_path, settings, state_url):
     """PostgreSQL stored paths in VARCHAR(2048): a deeper path failed every run."""
-    settings = replace(settings, state_url=state_url)
+    settings = settings.replace(state_url=state_url)
     root = make_share(tmp_path / "share", n=2)
     deep = "/".join(f"{'d' * 200}{i}" for i in range(11))  # 2,200+ characters
     write_doc(root, f"{deep}/policy.txt", ["The travel policy covers trains, hotels and per diem rates."])
@@ -110,7 +110,7 @@ def test_state_staging_and_embedded_index_are_owner_only(share, settings):
     db = Path(settings.state_url.split("///", 1)[1])
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(Path(settings.staging_dir).stat().st_mode) == 0o700
-    assert stat.S_IMODE(settings.qdrant_path.stat().st_mode) == 0o700
+    assert stat.S_IMODE(settings.qdrant.path.stat().st_mode) == 0o700
 
 
 def test_plan_records_round_trip(share, settings):
@@ -120,5 +120,5 @@ def test_plan_records_round_trip(share, settings):
     assert staged.to_json() == records.Plan.from_json(json.loads(json.dumps(staged.to_json()))).to_json()
     assert staged.batches == ref.batches and staged.counts.new == 10
     batch = records.read_batch(ref.batches[0])
-    assert batch.source == settings.source_name and batch.root == str(share)
+    assert batch.source == settings.source.name and batch.root == str(share)
     assert {i.kind for i in batch.items} == {records.WorkKind.NEW}

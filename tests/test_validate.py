@@ -22,7 +22,7 @@ CHUNK_SUITE_DICT = json.loads((SUITES / CHUNK_SUITE).read_text())
 @pytest.fixture(scope="module")
 def vsettings(tmp_path_factory):
     home = tmp_path_factory.mktemp("validate-home")
-    return dataclasses.replace(load_settings(), home=home, expectations_dir=SUITES, ocr_min_confidence=55.0)
+    return load_settings().replace(home=home, expectations_dir=SUITES, ocr_min_confidence=55.0)
 
 
 def good_row(doc_id: str, **changes) -> dict:
@@ -55,7 +55,7 @@ def _violation(item: dict, settings) -> tuple[str, object]:
     if kind == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         if low == "$OCR_MIN_CONFIDENCE":
-            low = settings.ocr_min_confidence
+            low = settings.ocr.min_confidence
         if low is not None:
             return column, low - 1 if isinstance(low, int) else low - 0.5
         return column, high + 1 if isinstance(high, int) else high + 0.5
@@ -124,7 +124,7 @@ def test_first_failing_expectation_wins_and_others_unaffected(vsettings):
 def test_ocr_threshold_comes_from_settings(vsettings):
     row = good_row("scan", ocr_confidence=80.0)
     assert validate_documents([row], vsettings) == {}
-    strict = dataclasses.replace(vsettings, ocr_min_confidence=90.0)
+    strict = vsettings.replace(ocr_min_confidence=90.0)
     assert "ocr_confidence" in validate_documents([row], strict)["scan"].reason
 
 

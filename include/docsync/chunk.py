@@ -1,5 +1,7 @@
 """Structure-aware chunking: sections start at titles, chunks stay under a token limit
-measured with the embedding model's own tokenizer, with overlap inside long blocks."""
+measured with the embedding model's tokenizer (its own instance per thread, never the one the
+background embedder encodes with: see :func:`docsync.embed.get_tokenizer`), with overlap
+inside long blocks."""
 
 from __future__ import annotations
 

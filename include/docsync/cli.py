@@ -102,8 +102,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     engine = state.get_engine(settings.state_url)
-    runs = state.recent_runs(engine, settings.source_name, limit=1)
-    out = {"source": settings.source_name, "freshness_s": metrics.freshness_s(engine, settings.source_name)}
+    runs = state.recent_runs(engine, settings.source.name, limit=1)
+    out = {"source": settings.source.name, "freshness_s": metrics.freshness_s(engine, settings.source.name)}
     if runs:
         out |= {"last_run": runs[0]["run_id"], "status": runs[0]["status"]} | runs[0]["summary"]
     _print(out, args.json)

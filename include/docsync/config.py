@@ -2,14 +2,17 @@
 
 Every setting is an environment variable with a documented default (see README,
 "Configuration"). Airflow deployments set them in the worker environment or via
-`AIRFLOW_VAR_*`-style secrets; DAG params may override the source root per run.
+`AIRFLOW_VAR_*`-style secrets; DAG params may override the source root per run (within
+``DOCSYNC_ALLOWED_ROOTS``). Settings are grouped per component (``settings.source``,
+``.qdrant``, ``.ocr``, ``.pii``, ``.sync``); secrets never appear in ``repr()``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 # No network, no telemetry: set before any library that reads them is imported.
 OFFLINE_ENV = {
@@ -69,45 +72,18 @@ def _ocr_scope(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Resolved configuration. Build with :func:`load_settings`; tests use `replace()`."""
+class SourceSettings:
+    """Where documents come from and how their access is read."""
 
-    home: Path
-    state_url: str
-    staging_dir: str
-    qdrant_url: str | None
-    qdrant_path: Path
-    qdrant_api_key: str | None = field(repr=False)  # secrets never appear in repr() or logs
-    qdrant_conn_id: str | None
-    collection_prefix: str
-    source_name: str
-    fileshare_root: str
+    name: str  # DOCSYNC_SOURCE_NAME: names the collection and the state rows
+    kind: str  # DOCSYNC_SOURCE_KIND: fileshare | sharepoint, which Source open_source() builds
+    fileshare_root: str  # local/NFS path or smb://host/share/path
+    sharepoint_root: str  # SharePoint export folder (manifest.json or library.csv + files/)
     include_globs: tuple[str, ...]
     exclude_globs: tuple[str, ...]
     max_file_bytes: int
-    batch_size: int
-    max_delete_fraction: float
-    chunk_tokens: int
-    chunk_overlap: int
-    ocr_min_confidence: float
-    ocr_dpi: int
-    ocr_lang: str
-    ocr_min_page_chars: int
-    pii_entities: tuple[str, ...]
-    pii_hmac_key: str | None = field(repr=False)
-    pii_score_threshold: float
-    expectations_dir: Path
-    doc_timeout_s: int
+    acl_mode: str  # sidecar_or_posix | sidecar | posix
     default_principals: tuple[str, ...]
-    acl_mode: str
-    smb_username: str | None
-    smb_password: str | None = field(repr=False)
-    freshness_slo_s: int
-    extra: dict = field(default_factory=dict)
-    source_kind: str = "fileshare"  # fileshare | sharepoint: which Source open_source() builds
-    sharepoint_root: str = ""  # SharePoint export folder (manifest.json or library.csv + files/)
-    data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
-    data_docs_keep_runs: int = 20
     # Roots a run may use (DAG param `root`, --root): local paths or smb:// URLs; a sub-folder of
     # one is allowed too. The configured root of the source kind is always allowed.
     allowed_roots: tuple[str, ...] = ()
@@ -116,72 +92,188 @@ class Settings:
     trusted_sidecar_owners: tuple[str, ...] = ()
     # The organisation's UPN domains: bob@<domain> is the principal user:bob (docsync.principals).
     principal_domains: tuple[str, ...] = ()
-    ocr_confidence_scope: str = "page"  # page: lowest page confidence | document: mean over words
-    reconcile_interval_h: float = 24.0  # full state/Qdrant check on runs that wrote nothing; 0 = every run
-    batch_budget_s: int = 7200  # a batch's total processing time; what does not fit is deferred
-    workers: int = 1  # CLI/run_sync: batches processed in parallel processes (the DAG maps tasks instead)
-    max_page_pixels: int = 40_000_000  # a page is rendered for OCR at most this large; bigger image frames are refused
+    smb_username: str | None = None
+    smb_password: str | None = field(default=None, repr=False)  # secrets never appear in repr() or logs
+
+    def root(self) -> str:
+        """The default root of the configured source kind."""
+        return self.sharepoint_root if self.kind == "sharepoint" else self.fileshare_root
+
+
+@dataclass(frozen=True)
+class QdrantSettings:
+    """Where the index lives: embedded (a directory) by default, a server by URL or connection."""
+
+    url: str | None
+    path: Path
+    conn_id: str | None
+    collection_prefix: str
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    """Scanned pages: when and how they are read with tesseract."""
+
+    min_confidence: float
+    dpi: int
+    lang: str
+    min_page_chars: int
+    confidence_scope: str = "page"  # page: lowest page confidence | document: mean over words
+    max_page_pixels: int = 40_000_000  # a page is rendered at most this large; bigger image frames are refused
+
+
+@dataclass(frozen=True)
+class PiiSettings:
+    """What anonymization removes, and how."""
+
+    entities: tuple[str, ...]
+    score_threshold: float
+    hmac_key: str | None = field(default=None, repr=False)  # pseudonyms instead of <TYPE> tags
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """How a run is cut, bounded, validated and checked."""
+
+    batch_size: int
+    max_delete_fraction: float
+    chunk_tokens: int
+    chunk_overlap: int
+    doc_timeout_s: int
+    freshness_slo_s: int
+    expectations_dir: Path
+    batch_budget_s: float = 7200  # a batch's total processing time; what does not fit is deferred
     max_doc_memory_bytes: int = 2048 * 2**20  # memory one document's preparation may add (docsync.limits); 0 = no limit
+    workers: int = 1  # CLI/run_sync: batches processed in parallel processes (the DAG maps tasks instead)
+    reconcile_interval_h: float = 24.0  # full state/Qdrant check on runs that wrote nothing; 0 = every run
+    data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
+    data_docs_keep_runs: int = 20
+
+
+_COMPONENTS = {"source": SourceSettings, "qdrant": QdrantSettings, "ocr": OcrSettings, "pii": PiiSettings,
+               "sync": SyncSettings}
+# Each setting's flat name (the DOCSYNC_* variable it is read from, lower-cased and without the
+# prefix or unit) -> where it lives: what `replace` and `with_overrides` accept, so that callers
+# changing one setting need not know the grouping.
+FLAT_NAMES: dict[str, tuple[str, str]] = {
+    "source_name": ("source", "name"),
+    "source_kind": ("source", "kind"),
+    "qdrant_url": ("qdrant", "url"),
+    "qdrant_path": ("qdrant", "path"),
+    "qdrant_conn_id": ("qdrant", "conn_id"),
+    "qdrant_api_key": ("qdrant", "api_key"),
+    "collection_prefix": ("qdrant", "collection_prefix"),
+    "ocr_min_confidence": ("ocr", "min_confidence"),
+    "ocr_dpi": ("ocr", "dpi"),
+    "ocr_lang": ("ocr", "lang"),
+    "ocr_min_page_chars": ("ocr", "min_page_chars"),
+    "ocr_confidence_scope": ("ocr", "confidence_scope"),
+    "max_page_pixels": ("ocr", "max_page_pixels"),
+    "pii_entities": ("pii", "entities"),
+    "pii_score_threshold": ("pii", "score_threshold"),
+    "pii_hmac_key": ("pii", "hmac_key"),
+} | {
+    f.name: ("source", f.name) for f in fields(SourceSettings) if f.name not in ("name", "kind")
+} | {f.name: ("sync", f.name) for f in fields(SyncSettings)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build with :func:`load_settings`; change with :meth:`replace`."""
+
+    home: Path
+    state_url: str
+    staging_dir: str
+    source: SourceSettings
+    qdrant: QdrantSettings
+    ocr: OcrSettings
+    pii: PiiSettings
+    sync: SyncSettings
+    extra: dict = field(default_factory=dict)
 
     def collection(self, source_name: str | None = None) -> str:
         """Qdrant collection of a source: one collection per source."""
-        return f"{self.collection_prefix}_{source_name or self.source_name}"
+        return f"{self.qdrant.collection_prefix}_{source_name or self.source.name}"
 
-    def source_root(self) -> str:
-        """The default root of the configured source kind."""
-        return self.sharepoint_root if self.source_kind == "sharepoint" else self.fileshare_root
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed, by their flat names (``doc_timeout_s``,
+        ``ocr_dpi``, ``source_name``, ...) or top-level names (``home``, ``state_url``)."""
+        top: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for name, value in changes.items():
+            if name in FLAT_NAMES:
+                component, attr = FLAT_NAMES[name]
+                nested.setdefault(component, {})[attr] = value
+            elif name in ("home", "state_url", "staging_dir", "extra", *_COMPONENTS):
+                top[name] = value
+            else:
+                raise TypeError(f"unknown setting {name!r}")
+        for component, values in nested.items():
+            top[component] = replace(top.get(component, getattr(self, component)), **values)
+        return replace(self, **top)
 
-    def with_overrides(self, **kwargs) -> "Settings":
-        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+    def with_overrides(self, **changes: Any) -> Settings:
+        """:meth:`replace` with the changes that are not None (command-line options left out)."""
+        return self.replace(**{k: v for k, v in changes.items() if v is not None})
 
 
 def load_settings() -> Settings:
     """Read settings from the environment (call again after changing it)."""
     home = Path(_env("DOCSYNC_HOME", str(Path.cwd() / ".docsync"))).resolve()
-    qdrant_url = _env("DOCSYNC_QDRANT_URL", "") or None
     return Settings(
         home=home,
         state_url=_env("DOCSYNC_STATE_URL", f"sqlite:///{home / 'state.db'}"),
         staging_dir=_env("DOCSYNC_STAGING", str(home / "staging")),
-        qdrant_url=qdrant_url,
-        qdrant_path=Path(_env("DOCSYNC_QDRANT_PATH", str(home / "qdrant"))),
-        qdrant_api_key=_env("DOCSYNC_QDRANT_API_KEY", "") or None,
-        qdrant_conn_id=_env("DOCSYNC_QDRANT_CONN_ID", "") or None,
-        collection_prefix=_env("DOCSYNC_COLLECTION_PREFIX", "docsync"),
-        source_name=_env("DOCSYNC_SOURCE_NAME", "fileshare"),
-        fileshare_root=_env("DOCSYNC_FILESHARE_ROOT", str(PROJECT_ROOT / ".demo" / "corpus")),
-        include_globs=_list("DOCSYNC_INCLUDE", ("**/*",)),
-        exclude_globs=_list("DOCSYNC_EXCLUDE", ("**/.*", "**/~$*", "**/*.tmp")),
-        max_file_bytes=int(float(_env("DOCSYNC_MAX_FILE_MB", "100")) * 1024 * 1024),
-        batch_size=int(_env("DOCSYNC_BATCH_SIZE", "25")),
-        max_delete_fraction=float(_env("DOCSYNC_MAX_DELETE_FRACTION", "0.2")),
-        chunk_tokens=int(_env("DOCSYNC_CHUNK_TOKENS", "200")),
-        chunk_overlap=int(_env("DOCSYNC_CHUNK_OVERLAP", "32")),
-        ocr_min_confidence=float(_env("DOCSYNC_OCR_MIN_CONFIDENCE", "55")),
-        ocr_dpi=int(_env("DOCSYNC_OCR_DPI", "300")),
-        ocr_lang=_env("DOCSYNC_OCR_LANG", "eng"),
-        ocr_min_page_chars=int(_env("DOCSYNC_OCR_MIN_PAGE_CHARS", "16")),
-        pii_entities=_list("DOCSYNC_PII_ENTITIES", DEFAULT_PII_ENTITIES),
-        pii_hmac_key=_env("DOCSYNC_PII_HMAC_KEY", "") or None,
-        pii_score_threshold=float(_env("DOCSYNC_PII_SCORE_THRESHOLD", "0.35")),
-        expectations_dir=Path(_env("DOCSYNC_EXPECTATIONS_DIR", str(PROJECT_ROOT / "expectations"))),
-        doc_timeout_s=int(_env("DOCSYNC_DOC_TIMEOUT_S", "600")),
-        default_principals=_list("DOCSYNC_DEFAULT_PRINCIPALS"),
-        acl_mode=_env("DOCSYNC_ACL_MODE", "sidecar_or_posix"),
-        smb_username=_env("DOCSYNC_SMB_USERNAME", "") or None,
-        smb_password=_env("DOCSYNC_SMB_PASSWORD", "") or None,
-        freshness_slo_s=int(_env("DOCSYNC_FRESHNESS_SLO_S", str(24 * 3600))),
-        source_kind=_env("DOCSYNC_SOURCE_KIND", "fileshare"),
-        sharepoint_root=_env("DOCSYNC_SHAREPOINT_ROOT", str(PROJECT_ROOT / ".demo" / "sharepoint")),
-        data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
-        data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
-        allowed_roots=_list("DOCSYNC_ALLOWED_ROOTS"),
-        trusted_sidecar_owners=_list("DOCSYNC_TRUSTED_SIDECAR_OWNERS"),
-        principal_domains=_list("DOCSYNC_PRINCIPAL_DOMAINS"),
-        ocr_confidence_scope=_ocr_scope(_env("DOCSYNC_OCR_CONFIDENCE_SCOPE", "page")),
-        reconcile_interval_h=float(_env("DOCSYNC_RECONCILE_INTERVAL_H", "24")),
-        batch_budget_s=int(_env("DOCSYNC_BATCH_BUDGET_S", "7200")),
-        workers=max(1, int(_env("DOCSYNC_WORKERS", "1"))),
-        max_page_pixels=int(float(_env("DOCSYNC_MAX_PAGE_PIXELS", "40000000"))),
-        max_doc_memory_bytes=int(float(_env("DOCSYNC_MAX_DOC_MEMORY_MB", "2048")) * 2**20),
+        source=SourceSettings(
+            name=_env("DOCSYNC_SOURCE_NAME", "fileshare"),
+            kind=_env("DOCSYNC_SOURCE_KIND", "fileshare"),
+            fileshare_root=_env("DOCSYNC_FILESHARE_ROOT", str(PROJECT_ROOT / ".demo" / "corpus")),
+            sharepoint_root=_env("DOCSYNC_SHAREPOINT_ROOT", str(PROJECT_ROOT / ".demo" / "sharepoint")),
+            include_globs=_list("DOCSYNC_INCLUDE", ("**/*",)),
+            exclude_globs=_list("DOCSYNC_EXCLUDE", ("**/.*", "**/~$*", "**/*.tmp")),
+            max_file_bytes=int(float(_env("DOCSYNC_MAX_FILE_MB", "100")) * 1024 * 1024),
+            acl_mode=_env("DOCSYNC_ACL_MODE", "sidecar_or_posix"),
+            default_principals=_list("DOCSYNC_DEFAULT_PRINCIPALS"),
+            allowed_roots=_list("DOCSYNC_ALLOWED_ROOTS"),
+            trusted_sidecar_owners=_list("DOCSYNC_TRUSTED_SIDECAR_OWNERS"),
+            principal_domains=_list("DOCSYNC_PRINCIPAL_DOMAINS"),
+            smb_username=_env("DOCSYNC_SMB_USERNAME", "") or None,
+            smb_password=_env("DOCSYNC_SMB_PASSWORD", "") or None,
+        ),
+        qdrant=QdrantSettings(
+            url=_env("DOCSYNC_QDRANT_URL", "") or None,
+            path=Path(_env("DOCSYNC_QDRANT_PATH", str(home / "qdrant"))),
+            conn_id=_env("DOCSYNC_QDRANT_CONN_ID", "") or None,
+            collection_prefix=_env("DOCSYNC_COLLECTION_PREFIX", "docsync"),
+            api_key=_env("DOCSYNC_QDRANT_API_KEY", "") or None,
+        ),
+        ocr=OcrSettings(
+            min_confidence=float(_env("DOCSYNC_OCR_MIN_CONFIDENCE", "55")),
+            dpi=int(_env("DOCSYNC_OCR_DPI", "300")),
+            lang=_env("DOCSYNC_OCR_LANG", "eng"),
+            min_page_chars=int(_env("DOCSYNC_OCR_MIN_PAGE_CHARS", "16")),
+            confidence_scope=_ocr_scope(_env("DOCSYNC_OCR_CONFIDENCE_SCOPE", "page")),
+            max_page_pixels=int(float(_env("DOCSYNC_MAX_PAGE_PIXELS", "40000000"))),
+        ),
+        pii=PiiSettings(
+            entities=_list("DOCSYNC_PII_ENTITIES", DEFAULT_PII_ENTITIES),
+            score_threshold=float(_env("DOCSYNC_PII_SCORE_THRESHOLD", "0.35")),
+            hmac_key=_env("DOCSYNC_PII_HMAC_KEY", "") or None,
+        ),
+        sync=SyncSettings(
+            batch_size=int(_env("DOCSYNC_BATCH_SIZE", "25")),
+            max_delete_fraction=float(_env("DOCSYNC_MAX_DELETE_FRACTION", "0.2")),
+            chunk_tokens=int(_env("DOCSYNC_CHUNK_TOKENS", "200")),
+            chunk_overlap=int(_env("DOCSYNC_CHUNK_OVERLAP", "32")),
+            doc_timeout_s=int(_env("DOCSYNC_DOC_TIMEOUT_S", "600")),
+            freshness_slo_s=int(_env("DOCSYNC_FRESHNESS_SLO_S", str(24 * 3600))),
+            expectations_dir=Path(_env("DOCSYNC_EXPECTATIONS_DIR", str(PROJECT_ROOT / "expectations"))),
+            batch_budget_s=float(_env("DOCSYNC_BATCH_BUDGET_S", "7200")),
+            max_doc_memory_bytes=int(float(_env("DOCSYNC_MAX_DOC_MEMORY_MB", "2048")) * 2**20),
+            workers=max(1, int(_env("DOCSYNC_WORKERS", "1"))),
+            reconcile_interval_h=float(_env("DOCSYNC_RECONCILE_INTERVAL_H", "24")),
+            data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
+            data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
+        ),
     )

@@ -159,7 +159,7 @@ def record(settings: Settings, source: str, run_id: str, batch: str, validation:
     the HTML is rendered once per run by :func:`build`). A validation of no rows has no
     result and stores nothing."""
     result = validation.result
-    if not settings.data_docs or result is None:
+    if not settings.sync.data_docs or result is None:
         return
     root = site_dir(settings, source)
     try:
@@ -173,7 +173,7 @@ def record(settings: Settings, source: str, run_id: str, batch: str, validation:
 def build(settings: Settings, source: str, run_id: str) -> Path | None:
     """Render the run's validation pages and the site index; drop runs beyond the newest
     ``data_docs_keep_runs``. Returns the index page, or None (off, nothing stored, error)."""
-    if not settings.data_docs:
+    if not settings.sync.data_docs:
         return None
     root = site_dir(settings, source)
     if not (root / "gx").exists():
@@ -185,7 +185,7 @@ def build(settings: Settings, source: str, run_id: str) -> Path | None:
             keys = [k for k in context.validation_results_store.list_keys() if k.run_id.run_name == run_name]
             if not keys:
                 return None
-            _prune(root, settings.data_docs_keep_runs)
+            _prune(root, settings.sync.data_docs_keep_runs)
             context.build_data_docs(site_names=[SITE], resource_identifiers=keys)
         log.info("GX Data Docs of %s run %s: %s", source, run_id, index_page(settings, source))
         return index_page(settings, source)

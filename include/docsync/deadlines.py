@@ -12,9 +12,12 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from docsync.errors import DocumentTimeout
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @contextlib.contextmanager

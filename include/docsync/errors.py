@@ -45,7 +45,7 @@ class Failure:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, value: dict) -> "Failure":
+    def from_json(cls, value: dict) -> Failure:
         return cls(stage=value["stage"], reason=value["reason"], error=value.get("error", ""))
 
 
@@ -57,7 +57,7 @@ class DocumentError(Exception):
         self.failure = failure
 
     @classmethod
-    def at(cls, stage: str, reason: str, error: str = "") -> "DocumentError":
+    def at(cls, stage: str, reason: str, error: str = "") -> DocumentError:
         return cls(Failure(str(stage), reason, error))
 
 

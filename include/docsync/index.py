@@ -7,17 +7,18 @@ lock and every task closes its client when done: writes are serialized across pr
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from docsync.config import Settings
 from docsync.embed import VECTOR_SIZE
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from qdrant_client import QdrantClient, models
 
+    from docsync.config import Settings
     from docsync.records import ChunkRecord, DocResult
 
 ACCESS_FIELD = "allowed_principals"
@@ -33,27 +34,27 @@ class IndexUnavailable(RuntimeError):
 def _connect(settings: Settings) -> QdrantClient:
     from qdrant_client import QdrantClient
 
-    if settings.qdrant_conn_id:
+    if settings.qdrant.conn_id:
         # The provider's hook knows Airflow connections but not local mode: only servers.
         from airflow.providers.qdrant.hooks.qdrant import QdrantHook
 
-        return QdrantHook(conn_id=settings.qdrant_conn_id).conn
-    if settings.qdrant_url:
-        return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=60)
-    settings.qdrant_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    settings.qdrant_path.chmod(0o700)  # the embedded index holds document text: owner only
-    return QdrantClient(path=str(settings.qdrant_path))
+        return QdrantHook(conn_id=settings.qdrant.conn_id).conn
+    if settings.qdrant.url:
+        return QdrantClient(url=settings.qdrant.url, api_key=settings.qdrant.api_key, timeout=60)
+    settings.qdrant.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.qdrant.path.chmod(0o700)  # the embedded index holds document text: owner only
+    return QdrantClient(path=str(settings.qdrant.path))
 
 
 def is_local(settings: Settings) -> bool:
-    return not (settings.qdrant_url or settings.qdrant_conn_id)
+    return not (settings.qdrant.url or settings.qdrant.conn_id)
 
 
 _KEPT_OPEN: dict[str, object] = {}  # see keep_open
 
 
 def _where(settings: Settings) -> str:
-    return settings.qdrant_conn_id or settings.qdrant_url or str(settings.qdrant_path)
+    return settings.qdrant.conn_id or settings.qdrant.url or str(settings.qdrant.path)
 
 
 @contextmanager
@@ -84,7 +85,7 @@ def open_index(settings: Settings, wait_s: float = 600) -> Iterator:
         except RuntimeError as exc:
             if "already accessed" not in str(exc) or time.monotonic() > deadline:
                 raise IndexUnavailable(
-                    f"cannot open Qdrant at {settings.qdrant_path}: {exc}. Another docsync process holds the "
+                    f"cannot open Qdrant at {settings.qdrant.path}: {exc}. Another docsync process holds the "
                     "embedded index; wait for it or use a Qdrant server (DOCSYNC_QDRANT_URL)."
                 ) from exc
             time.sleep(0.5)
@@ -215,7 +216,7 @@ def point_payload(source: str, doc: DocResult, chunk: ChunkRecord, indexed_at: s
         "text_hash": chunk.text_hash,
         "content_hash": doc.content_hash,
         "mime": doc.meta.mime if doc.meta else "",
-        "modified_at": datetime.fromtimestamp(entry.mtime_ns / 1e9, tz=timezone.utc).isoformat(),
+        "modified_at": datetime.fromtimestamp(entry.mtime_ns / 1e9, tz=UTC).isoformat(),
         "indexed_at": indexed_at,
     } | access_payload(doc.allowed, doc.denied)
 

@@ -1,18 +1,17 @@
-"""Resource limits for one document: pixels per rendered page or image frame, and memory.
+"""Resource limits for one document: pixels per rendered page or image frame, the streams of
+a PDF, and memory. Over any of them the document fails with :class:`LimitExceeded` (stage
+``limits``): quarantined with the reason, the batch goes on.
 
 A 333-byte PDF can declare a 200 x 200 inch page (3.6 Gpx at 300 dpi) and a 1.7 MB TIFF
-can hold hundreds of full-size frames. Pixel caps stop those before anything is allocated;
-:func:`memory_limit` is the backstop for what no cap anticipates (a decompression bomb in a
-PDF stream, a pathological Office file): an allocation over the budget fails with
-``MemoryError`` instead of taking the worker down, and the document is quarantined at
-stage ``limits``.
+can hold hundreds of full-size frames: the pixel caps stop those before anything is
+allocated. :func:`check_pdf` measures what pdfium would hold before it opens a PDF (pdfium
+aborts the process on a failed allocation). :func:`run_limited` is the backstop for what no
+check anticipates: it bounds what one document's preparation may add to the process.
 
-Why ``RLIMIT_DATA`` and only around one document: the limit is per process, and the
-embedding model lives in the same process. Setting it for good would make the embedder
-fail on its next large batch; setting it around one document bounds what that document
-can add to the process (private writable memory: malloc, numpy, PIL, pdfium bitmaps) while
-the rest of the process keeps its own. ``RLIMIT_AS`` would count reserved but unused
-address space (thread stacks, malloc arenas, torch's mappings) and fail far too early.
+Why ``RLIMIT_DATA``, and only around one document: the limit is per process, and the
+embedding model lives in the same process; set for good, it would fail the embedder on its
+next large batch. ``RLIMIT_AS`` would count reserved but unused address space (thread
+stacks, malloc arenas, torch's mappings) and fail far too early.
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ def emit(summary: dict, settings: Settings) -> None:
     """After a successful run: StatsD gauges and the Prometheus textfiles of the source."""
     source = summary["source"]
     values = flatten(summary) | {"last_success_timestamp_s": state.utcnow().timestamp()}
-    fresh = _freshness_values(0.0, settings.freshness_slo_s)
+    fresh = _freshness_values(0.0, settings.sync.freshness_slo_s)
     _statsd(source, values | fresh)
     write_textfile(settings.home / "metrics", f"docsync_{source}", samples_for(source, values))
     write_textfile(settings.home / "metrics", f"docsync_{source}_freshness", samples_for(source, fresh))
@@ -247,10 +247,10 @@ def _duration(seconds: float) -> str:
 def check_freshness(settings: Settings, source: str | None = None) -> dict:
     """Update the freshness gauge of a source and raise :class:`FreshnessSLOBreached` (with a
     message for the on-call person) when its last successful sync is older than the SLO."""
-    source = source or settings.source_name
+    source = source or settings.source.name
     last = state.last_success(state.get_engine(settings.state_url), source)
     age = None if last is None else (state.utcnow() - last).total_seconds()
-    slo = settings.freshness_slo_s
+    slo = settings.sync.freshness_slo_s
     values = _freshness_values(age, slo)
     _statsd(source, values)
     write_textfile(settings.home / "metrics", f"docsync_{source}_freshness", samples_for(source, values))

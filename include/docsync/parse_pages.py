@@ -50,13 +50,13 @@ PDF_WINDOW = 100  # digital pages handed to unstructured at a time (bounds memor
 
 
 def _deadline(settings: Settings) -> float | None:
-    return time.monotonic() + settings.doc_timeout_s if settings.doc_timeout_s > 0 else None
+    return time.monotonic() + settings.sync.doc_timeout_s if settings.sync.doc_timeout_s > 0 else None
 
 
 def _timeout(path: str, settings: Settings, exc: BaseException | None = None) -> ParseError:
     return parse_failure(
         Stage.TIMEOUT,
-        f"{path}: parsing/OCR took longer than {settings.doc_timeout_s} s (DOCSYNC_DOC_TIMEOUT_S); "
+        f"{path}: parsing/OCR took longer than {settings.sync.doc_timeout_s} s (DOCSYNC_DOC_TIMEOUT_S); "
         "split the document or raise the limit",
         exc,
     )
@@ -106,7 +106,7 @@ def parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
     deadline = _deadline(settings)
     # Before pdfium sees the file: it aborts the process (no MemoryError) when an allocation
     # fails, and holds ~26 bytes per byte of page content and 4 bytes per image pixel.
-    budget = settings.max_doc_memory_bytes
+    budget = settings.sync.max_doc_memory_bytes
     limits.check_pdf(data, budget // 32, budget // 8, path)
     pdf = _open_pdf(data, path)
     try:
@@ -122,7 +122,7 @@ def parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
             text = textpage.get_text_bounded() or ""
             textpage.close()
             page.close()
-            if len(text.strip()) < settings.ocr_min_page_chars:
+            if len(text.strip()) < settings.ocr.min_page_chars:
                 scanned.append(index + 1)
         scanned_set = set(scanned)
         digital = [n for n in range(1, n_pages + 1) if n not in scanned_set]
@@ -143,7 +143,7 @@ def parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
                     yield number, image
 
             try:
-                ocr = ocr_images(render(), lang=settings.ocr_lang, timeout=settings.doc_timeout_s, deadline=deadline)
+                ocr = ocr_images(render(), lang=settings.ocr.lang, timeout=settings.sync.doc_timeout_s, deadline=deadline)
                 for result in ocr:
                     pages[result.page] = result
                     if result.text.strip():
@@ -162,7 +162,7 @@ def parse_pdf(data: bytes, path: str, settings: Settings) -> ParsedDocument:
             blocks=blocks,
             pages=n_pages,
             ocr_pages=len(scanned),
-            ocr_confidence=ocr_confidence(pages, settings.ocr_confidence_scope),
+            ocr_confidence=ocr_confidence(pages, settings.ocr.confidence_scope),
             page_confidence={n: p.confidence for n, p in pages.items()},
         )
     finally:
@@ -177,7 +177,7 @@ def _render_scale(pdf: PdfDocument, number: int, path: str, settings: Settings) 
         width, height = page.get_size()
     finally:
         page.close()
-    return limits.render_scale(width, height, settings.ocr_dpi, settings.max_page_pixels, f"page {number} of {path}")
+    return limits.render_scale(width, height, settings.ocr.dpi, settings.ocr.max_page_pixels, f"page {number} of {path}")
 
 
 def _frames(image: Image.Image, path: str, settings: Settings) -> Iterator[tuple[int, Image.Image]]:
@@ -186,7 +186,7 @@ def _frames(image: Image.Image, path: str, settings: Settings) -> Iterator[tuple
     before it is decoded."""
     from PIL import Image
 
-    cap = settings.max_page_pixels
+    cap = settings.ocr.max_page_pixels
     for index in range(getattr(image, "n_frames", 1)):
         try:
             image.seek(index)
@@ -201,7 +201,7 @@ def _frames(image: Image.Image, path: str, settings: Settings) -> Iterator[tuple
             raise parse_failure(Stage.PARSE, f"corrupt image {path}: frame {index + 1} cannot be read", exc) from exc
         width, height = image.size
         what = f"frame {index + 1} of {path}" if getattr(image, "n_frames", 1) > 1 else f"image {path}"
-        limits.check_pixels(width, height, settings.max_page_pixels, what)
+        limits.check_pixels(width, height, settings.ocr.max_page_pixels, what)
         try:
             frame = image.convert("L")
         except Image.DecompressionBombError as exc:
@@ -227,7 +227,7 @@ def parse_image(data: bytes, path: str, mime: str, settings: Settings) -> Parsed
     blocks, pages = [], {}
     try:
         ocr = ocr_images(
-            _frames(image, path, settings), lang=settings.ocr_lang, timeout=settings.doc_timeout_s, deadline=deadline
+            _frames(image, path, settings), lang=settings.ocr.lang, timeout=settings.sync.doc_timeout_s, deadline=deadline
         )
         for result in ocr:
             pages[result.page] = result
@@ -246,6 +246,6 @@ def parse_image(data: bytes, path: str, mime: str, settings: Settings) -> Parsed
         blocks=blocks,
         pages=n_frames,
         ocr_pages=n_frames,
-        ocr_confidence=ocr_confidence(pages, settings.ocr_confidence_scope),
+        ocr_confidence=ocr_confidence(pages, settings.ocr.confidence_scope),
         page_confidence={n: p.confidence for n, p in pages.items()},
     )

@@ -182,18 +182,18 @@ def anonymize(text: str, settings: Settings, nlp_artifacts=None) -> tuple[str, C
     results = get_analyzer().analyze(
         text=text,
         language="en",
-        entities=list(settings.pii_entities),
-        score_threshold=settings.pii_score_threshold,
+        entities=list(settings.pii.entities),
+        score_threshold=settings.pii.score_threshold,
         nlp_artifacts=nlp_artifacts,
     )
-    if "PERSON" in settings.pii_entities:
+    if "PERSON" in settings.pii.entities:
         results += propagate_names(text, results)
     if not results:
         return text, Counter()
     anonymized = get_anonymizer().anonymize(
         text=text,
         analyzer_results=results,
-        operators=_operators(settings.pii_entities, settings.pii_hmac_key),
+        operators=_operators(settings.pii.entities, settings.pii.hmac_key),
     )
     counts = Counter(item.entity_type for item in anonymized.items)
     return anonymized.text, counts

@@ -51,7 +51,7 @@ def run_sync(
 
 
 def _process_and_write(settings: Settings, planned: PlanRef, workers: int | None) -> list[dict]:
-    workers = min(workers or settings.workers, len(planned.batches))
+    workers = min(workers or settings.sync.workers, len(planned.batches))
     if workers <= 1:
         return [write_batch(settings, process_batch(settings, ref)).to_json() for ref in planned.batches]
     import multiprocessing

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 EVERYONE = "everyone"
 PRINCIPAL_KINDS = ("user", "group")
-DOMAINS_ENV = "DOCSYNC_PRINCIPAL_DOMAINS"  # also Settings.principal_domains
+DOMAINS_ENV = "DOCSYNC_PRINCIPAL_DOMAINS"  # also settings.source.principal_domains
 
 
 class InvalidPrincipal(ValueError):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-
 from typing import TYPE_CHECKING
 
 from docsync import index, records, state, storage
@@ -55,10 +54,10 @@ def _stage(settings: Settings, source_name: str, run_id: str, root: str | None) 
             missing += 1
             continue
         items.append(WorkItem(row["doc_id"], entries[path], WorkKind.REINDEX, row["content_hash"]))
-    root_used = root or settings.source_root()
+    root_used = root or settings.source.root()
     refs = [
-        records.write(ctx.files.batch(n), Batch(run_id, source_name, root_used, n, tuple(items[i : i + settings.batch_size])))
-        for n, i in enumerate(range(0, len(items), settings.batch_size))
+        records.write(ctx.files.batch(n), Batch(run_id, source_name, root_used, n, tuple(items[i : i + settings.sync.batch_size])))
+        for n, i in enumerate(range(0, len(items), settings.sync.batch_size))
     ]
     return refs, missing
 
@@ -67,7 +66,7 @@ def reindex(
     settings: Settings, source_name: str | None = None, root: str | None = None, keep_previous: bool = False
 ) -> dict:
     """Build a new collection version from the state store and switch the alias to it."""
-    source_name = source_name or settings.source_name
+    source_name = source_name or settings.source.name
     settings = settings.with_overrides(source_name=source_name)
     alias = settings.collection(source_name)
     local = index.is_local(settings)

@@ -18,14 +18,15 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from docsync.config import Settings
+if TYPE_CHECKING:
+    from docsync.config import Settings
 
 # A local Path, or an airflow.sdk.ObjectStoragePath (same pathlib-style API).
-StagingPath = Union[Path, Any]
+StagingPath = Path | Any
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 

@@ -106,7 +106,7 @@ def _validate(rows: list[dict], suite_file: str, settings: Settings, overrides: 
     import pandas as pd
 
     _context, suite, batch_definition = _runtime(
-        str(settings.expectations_dir), suite_file, settings.ocr_min_confidence
+        str(settings.sync.expectations_dir), suite_file, settings.ocr.min_confidence
     )
     frame = pd.DataFrame(rows)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})

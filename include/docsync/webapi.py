@@ -109,13 +109,13 @@ def _detail(settings: Settings, user: BaseUser, entry_id: int) -> dict:
 
 def _source_view(settings: Settings, source: str) -> dict:
     engine = _engine(settings)
-    latest = metrics.latest_values(engine, source, settings.freshness_slo_s)
+    latest = metrics.latest_values(engine, source, settings.sync.freshness_slo_s)
     age = latest["freshness_s"]
     stamp = latest.get("last_success_timestamp_s")
     return {
         "name": source,
         "freshness_s": None if math.isnan(age) else age,
-        "slo_s": settings.freshness_slo_s,
+        "slo_s": settings.sync.freshness_slo_s,
         "breached": bool(latest["freshness_slo_breached"]),
         "last_success": datetime.fromtimestamp(stamp, tz=UTC) if stamp else None,
         "quarantine_open": int(latest.get("quarantine_open", 0)),
@@ -224,7 +224,7 @@ def create_app() -> FastAPI:
     def prometheus(user=Depends(airflow_user)) -> PlainTextResponse:
         settings = _settings()
         return PlainTextResponse(
-            metrics.exposition(_engine(settings), settings.freshness_slo_s, _readable(settings, user)),
+            metrics.exposition(_engine(settings), settings.sync.freshness_slo_s, _readable(settings, user)),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 

@@ -75,7 +75,7 @@ def redact(root: str) -> str:
 
 def allowed_roots(settings: Settings) -> list[str]:
     """The configured root of the source kind, then ``DOCSYNC_ALLOWED_ROOTS``."""
-    roots = [settings.source_root(), *settings.allowed_roots]
+    roots = [settings.source.root(), *settings.source.allowed_roots]
     return [r for r in dict.fromkeys(roots) if r]
 
 
@@ -89,7 +89,7 @@ def check_root(settings: Settings, root: str) -> None:
     allowed = allowed_roots(settings)
     if any(_inside(root, a) for a in allowed):
         return
-    variable = "DOCSYNC_SHAREPOINT_ROOT" if settings.source_kind == "sharepoint" else "DOCSYNC_FILESHARE_ROOT"
+    variable = "DOCSYNC_SHAREPOINT_ROOT" if settings.source.kind == "sharepoint" else "DOCSYNC_FILESHARE_ROOT"
     raise RootNotAllowed(
         f"source root {redact(root)!r} refused: it is not the configured root ({variable}) nor inside one of "
         f"DOCSYNC_ALLOWED_ROOTS (allowed now: {', '.join(redact(a) for a in allowed) or 'none'}). "

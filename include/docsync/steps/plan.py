@@ -71,7 +71,7 @@ def version_changed(entry: SourceEntry, row: dict) -> bool:
 def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
     """Detect changes and stage the run's work. Returns references only (safe for XCom)."""
     started = time.perf_counter()
-    ctx = RunContext(settings, settings.source_name, run_id)
+    ctx = RunContext(settings, settings.source.name, run_id)
     source = ctx.source(root)
     source.check_available()
     entries = list(source.list())
@@ -84,7 +84,7 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
         )
     state.start_run(ctx.engine, run_id, source.name)
     reprocess = quarantine.reprocess_requests(ctx.engine, source.name)
-    limit = settings.max_file_bytes
+    limit = settings.source.max_file_bytes
     taken = {row["doc_id"] for row in known.values()}
     work: list[WorkItem] = []
     updates: list[Update] = []
@@ -130,16 +130,16 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
         taken.add(doc_id)
         work.append(WorkItem(doc_id, entry, WorkKind.NEW, digest))
     deletes = [Delete(r["doc_id"], r["path"]) for r in missing if r["doc_id"] not in moved]
-    if known and len(deletes) > settings.max_delete_fraction * len(known):
+    if known and len(deletes) > settings.sync.max_delete_fraction * len(known):
         raise MassDeletionBlocked(
             f"{source.describe()}: {len(deletes)} of {len(known)} known documents would be deleted "
-            f"(limit {settings.max_delete_fraction:.0%}, DOCSYNC_MAX_DELETE_FRACTION). Nothing was changed. "
+            f"(limit {settings.sync.max_delete_fraction:.0%}, DOCSYNC_MAX_DELETE_FRACTION). Nothing was changed. "
             "If the share is healthy and the deletion is intended, raise the limit for one run."
         )
-    root_used = root or settings.source_root()
+    root_used = root or settings.source.root()
     batches = tuple(
-        records.write(ctx.files.batch(n), Batch(run_id, source.name, root_used, n, tuple(work[i : i + settings.batch_size])))
-        for n, i in enumerate(range(0, len(work), settings.batch_size))
+        records.write(ctx.files.batch(n), Batch(run_id, source.name, root_used, n, tuple(work[i : i + settings.sync.batch_size])))
+        for n, i in enumerate(range(0, len(work), settings.sync.batch_size))
     )
     counts = PlanCounts(
         seen=len(entries),

@@ -19,8 +19,8 @@ from docsync.context import RunContext
 from docsync.deadlines import BatchBudget, deadline
 from docsync.errors import DocumentError, DocumentTimeout, Failure, Stage
 from docsync.faults import crash_point
-from docsync.records import BatchResult, ChunkRecord, DocMeta, DocResult, DocStatus, WorkItem
 from docsync.quarantine import PREVIEW_CHARS
+from docsync.records import BatchResult, ChunkRecord, DocMeta, DocResult, DocStatus, WorkItem
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -50,11 +50,11 @@ def prepare(item: WorkItem, source: Source, settings: Settings) -> PreparedDocum
     from docsync import pii
     from docsync.parse import parse_document
 
-    if item.entry.size > settings.max_file_bytes:
+    if item.entry.size > settings.source.max_file_bytes:
         raise DocumentError.at(
             Stage.DETECT,
             f"{item.path} is {item.entry.size / 2**20:.1f} MiB, over DOCSYNC_MAX_FILE_MB "
-            f"({settings.max_file_bytes / 2**20:.0f} MiB); split it or raise the limit",
+            f"({settings.source.max_file_bytes / 2**20:.0f} MiB); split it or raise the limit",
         )
     data = source.read(item.path)
     digest = hashlib.sha256(data).hexdigest()
@@ -101,7 +101,7 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
     batch = records.read_batch(batch_ref)
     ctx = RunContext(settings, batch.source, batch.run_id)
     source = ctx.source(batch.root)
-    budget = BatchBudget(settings.batch_budget_s, settings.doc_timeout_s)
+    budget = BatchBudget(settings.sync.batch_budget_s, settings.sync.doc_timeout_s)
     failed: dict[str, DocResult] = {}
     prepared: dict[str, PreparedDocument] = {}
     chunked: dict[str, list] = {}
@@ -113,10 +113,10 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
                 failed[item.doc_id] = DocResult(item, DocStatus.DEFERRED)
                 continue
             try:
-                cut_by_batch = budget.left() < settings.doc_timeout_s
+                cut_by_batch = budget.left() < settings.sync.doc_timeout_s
                 with deadline(budget.document_s()):
                     p = prepare(item, source, settings)
-                chunks = chunk_blocks(p.parsed.blocks, settings.chunk_tokens, settings.chunk_overlap)
+                chunks = chunk_blocks(p.parsed.blocks, settings.sync.chunk_tokens, settings.sync.chunk_overlap)
             except DocumentTimeout as exc:
                 if cut_by_batch:  # the batch's budget ran out, not the document's own limit
                     failed[item.doc_id] = DocResult(item, DocStatus.DEFERRED)

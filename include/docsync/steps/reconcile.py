@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def reconcile(settings: Settings, source_name: str | None = None) -> dict:
     """Delete orphan points and mark documents with missing points for re-processing."""
-    source_name = source_name or settings.source_name
+    source_name = source_name or settings.source.name
     engine = state.get_engine(settings.state_url)
     collection = settings.collection(source_name)
     checked_at = state.utcnow()  # runs that start after this are covered by the next check
@@ -54,7 +54,7 @@ def changes_nothing(summary: dict) -> bool:
 def reconcile_reason(settings: Settings, summary: dict) -> str | None:
     """Why the run that produced ``summary`` needs a full state/Qdrant check, or None."""
     source_name = summary["source"]
-    if settings.reconcile_interval_h <= 0:
+    if settings.sync.reconcile_interval_h <= 0:
         return "DOCSYNC_RECONCILE_INTERVAL_H=0 (every run)"
     if not changes_nothing(summary):
         return "the run changed the index"
@@ -65,7 +65,7 @@ def reconcile_reason(settings: Settings, summary: dict) -> str | None:
     unfinished = state.unfinished_runs(engine, source_name, last, exclude=summary.get("run_id", ""))
     if unfinished:
         return f"run {unfinished[0]} did not finish"
-    if (state.utcnow() - last).total_seconds() > settings.reconcile_interval_h * 3600:
+    if (state.utcnow() - last).total_seconds() > settings.sync.reconcile_interval_h * 3600:
         return f"last full check {last:%Y-%m-%d %H:%M} UTC is over DOCSYNC_RECONCILE_INTERVAL_H old"
     return None
 

@@ -33,7 +33,7 @@ FILESHARE_DAG, SHAREPOINT_DAG, SHAREPOINT_SOURCE = "fileshare_sync", "sharepoint
 def source_dags(settings: Settings) -> dict[str, str]:
     """source name -> id of the DAG that syncs it: the project's two DAGs, then the entries
     of ``DOCSYNC_SOURCE_DAGS`` (``source=dag_id,...``), which win."""
-    dags = {SHAREPOINT_SOURCE: SHAREPOINT_DAG, settings.source_name: FILESHARE_DAG}
+    dags = {SHAREPOINT_SOURCE: SHAREPOINT_DAG, settings.source.name: FILESHARE_DAG}
     for item in os.environ.get(SOURCE_DAGS_ENV, "").split(","):
         if not item.strip():
             continue
