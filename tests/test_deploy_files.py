@@ -232,7 +232,10 @@ def test_metrics_pipeline_names_match_the_dashboard():
         for rule in rules:
             match = re.fullmatch(rule["match"], statsd_name)
             if match:
-                expand = lambda s, hit=match: re.sub(r"\$(\d)", lambda g: hit.group(int(g.group(1))), s)  # noqa: E731
+
+                def expand(template: str, hit: re.Match = match) -> str:
+                    return re.sub(r"\$(\d)", lambda g: hit.group(int(g.group(1))), template)
+
                 return expand(rule["name"]), {k: expand(v) for k, v in rule.get("labels", {}).items()}
         return statsd_name.replace(".", "_"), {}
 

@@ -122,3 +122,60 @@ def test_plan_records_round_trip(share, settings):
     batch = records.read_batch(ref.batches[0])
     assert batch.source == settings.source.name and batch.root == str(share)
     assert {i.kind for i in batch.items} == {records.WorkKind.NEW}
+
+
+def test_a_document_the_state_store_refuses_is_quarantined_alone(tmp_path, settings, pg_url):
+    """A per-document database error (here a real PostgreSQL trigger refusing one path) quarantines
+    that document at stage index; the rest of its batch is written and the run succeeds."""
+    import sqlalchemy as sa
+
+    settings = settings.replace(state_url=pg_url)
+    root = make_share(tmp_path / "share", n=4)
+    write_doc(root, "team0/poison.txt", ["The retention policy keeps invoices for seven years."])
+    engine = state.get_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.path LIKE '%poison%' AND NEW.status = 'indexed' THEN RAISE EXCEPTION 'refused by policy'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql"
+        ))
+        conn.execute(sa.text(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON docsync_documents FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+        ))
+    summary = run_sync(settings, root=str(root))
+    assert summary["indexed"] == 4 and summary["quarantined"] == 1
+    [entry] = quarantine.list_entries(engine)
+    assert entry["path"] == "team0/poison.txt" and entry["stage"] == "index" and "state store" in entry["reason"]
+    assert_consistent(snapshot(settings))
+
+
+def test_file_names_that_are_not_utf8_are_left_out_not_fatal(tmp_path, settings, caplog):
+    """A legacy-encoded file name on a local share crashed the whole plan; it is now left out with a
+    warning that names it (it cannot be stored, shown or searched as text)."""
+    root = make_share(tmp_path / "share", n=2)
+    (root / "team0").mkdir(exist_ok=True)
+    os.makedirs(os.fsencode(root / "team0"), exist_ok=True)
+    with open(os.fsencode(root / "team0") + b"/caf\xe9.txt", "w") as fh:
+        fh.write("The travel policy covers trains, hotels and per diem rates.\n")
+    with open(os.fsencode(root / "team0") + b"/caf\xe9.txt.acl.json", "w") as fh:
+        fh.write(json.dumps({"allow": ["group:staff"]}))
+    summary = run_sync(settings, root=str(root))
+    assert summary["seen"] == 2 and summary["indexed"] == 2
+    assert any("caf\\xe9.txt is not valid UTF-8" in r.getMessage() for r in caplog.records)
+
+
+def test_quarantine_preview_only_when_no_pii_survived(share, settings):
+    """The reviewer's preview is anonymized text, and none at all when the fail-closed re-scan
+    found personal data anonymization missed (before, the raw text went into the preview)."""
+    from docsync.parse import Block, ParsedDocument
+    from docsync.steps.process import PreparedDocument, _preview
+
+    text = "Contact alice.admin@corp.internal about the ticket."
+    parsed = ParsedDocument(mime="text/plain", blocks=[Block(text)])
+
+    def prepared(hits: int) -> PreparedDocument:
+        return PreparedDocument("h", ["group:staff"], [], parsed, {}, hits, text)
+
+    assert _preview(prepared(1)) == ""
+    assert _preview(prepared(0)) == text
+    assert _preview(None) == ""

@@ -59,6 +59,19 @@ def content_hash(source: Source, entry: SourceEntry, max_bytes: int) -> str:
         return ""
 
 
+def _storable(path: str) -> bool:
+    """A path docsync can store and show: file names that are not valid UTF-8 (a legacy
+    encoding on a local/NFS share) cannot go into the state store, payloads or the quarantine.
+    They are left out, with a warning that names them, until renamed (fail closed: not indexed)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        log.warning("not synced: the file name %s is not valid UTF-8; rename it (convmv) to have it indexed", shown)
+        return False
+    return True
+
+
 def version_changed(entry: SourceEntry, row: dict) -> bool:
     """The source's content version (e.g. a SharePoint quickXorHash/cTag) differs from the one
     recorded at indexing: the content may have changed even with the same size and mtime."""
@@ -74,7 +87,7 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
     ctx = RunContext(settings, settings.source.name, run_id)
     source = ctx.source(root)
     source.check_available()
-    entries = list(source.list())
+    entries = [entry for entry in source.list() if _storable(entry.path)]
     known = state.load_documents(ctx.engine, source.name)
     if not entries and known:
         raise SourceUnavailable(
