@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="batch worker processes (run_sync workers)")
     args = parser.parse_args()
     os.environ["DOCSYNC_HOME"] = args.home
+    os.environ["DOCSYNC_FILESHARE_ROOT"] = args.share  # the share under test is the configured root
     for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH"):
         os.environ.pop(var, None)
 

@@ -37,6 +37,7 @@ def child() -> None:
     parser.add_argument("--home", required=True)
     args = parser.parse_args()
     os.environ["DOCSYNC_HOME"] = args.home
+    os.environ["DOCSYNC_FILESHARE_ROOT"] = args.root  # the share under test is the configured root
     from docsync import records
     from docsync.config import load_settings
     from docsync.steps.plan import plan

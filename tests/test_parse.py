@@ -4,7 +4,6 @@ tesseract; no mocks."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import struct
 import subprocess

@@ -179,3 +179,20 @@ def test_quarantine_preview_only_when_no_pii_survived(share, settings):
     assert _preview(prepared(1)) == ""
     assert _preview(prepared(0)) == text
     assert _preview(None) == ""
+
+
+def test_changing_principal_domains_updates_every_documents_access(tmp_path, settings, monkeypatch):
+    """DOCSYNC_PRINCIPAL_DOMAINS changes how principals are spelled: the next run re-reads every
+    document's access (ACL-only updates, no embedding) so the index never keeps spellings the
+    query side no longer produces (a deny entry that stops matching would let access through)."""
+    root = make_share(tmp_path / "share", n=3)
+    write_doc(root, "team0/upn.txt", ["The hiring plan for the data team."], allow=["user:bob@corp.example"])
+    run_sync(settings, root=str(root))
+    before = {p["path"]: p["allowed_principals"] for p in snapshot(settings)["points"].values()}
+    assert before["team0/upn.txt"] == ["user:bob@corp.example"]
+    monkeypatch.setenv("DOCSYNC_PRINCIPAL_DOMAINS", "corp.example")
+    summary = run_sync(settings, root=str(root))
+    assert summary["acl_updated"] == 4 and summary["chunks_embedded"] == 0
+    after = {p["path"]: p["allowed_principals"] for p in snapshot(settings)["points"].values()}
+    assert after["team0/upn.txt"] == ["user:bob"]
+    assert run_sync(settings, root=str(root))["unchanged"] == 4

@@ -85,7 +85,7 @@ def embed_texts(texts: list[str], batch_size: int = 32) -> list[list[float]]:
             return vectors.astype("float32").tolist()
         except (MemoryError, RuntimeError) as exc:
             # The memory budget of a document being prepared on another thread
-            # (docsync.limits.memory_limit) is process-wide: this batch is not at fault.
+            # (docsync.limits.run_limited) is process-wide: this batch is not at fault.
             # Retry once that document's window has closed.
             if attempt == 2 or not _allocation_failure(exc):
                 raise
@@ -106,6 +106,10 @@ class BackgroundEmbedder:
     """
 
     def __init__(self, flush_at: int = 64) -> None:
+        # The model is loaded here, on the caller's thread, before the background thread
+        # exists: importing torch/transformers on two threads at once (the caller's parsing
+        # imports parts of them lazily) can leave a partially initialised module behind.
+        get_model()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docsync-embed")
         self._futures: list[Future] = []
         self._pending: list[str] = []

@@ -127,7 +127,7 @@ def _inflate_size(data: bytes, layers: int, cap: int) -> int:
 def _stream_size(stream: pikepdf.Stream, cap: int) -> int:
     """Decoded size of a stream, up to just over ``cap``: Flate layers are counted in
     pieces; a stream with other filters is decoded by qpdf (a MemoryError there is caught
-    by :func:`memory_limit`), or counted raw when qpdf cannot decode it."""
+    by :func:`run_limited`), or counted raw when qpdf cannot decode it."""
     import pikepdf
 
     filters = stream.get("/Filter")
@@ -277,12 +277,12 @@ def memory_reason(what: str, max_bytes: int) -> str:
 
 
 def limited() -> bool:
-    """True while a :func:`memory_limit` window is open in this process."""
+    """True while a :func:`run_limited` window is open in this process."""
     return _active > 0
 
 
 def wait_unlimited(timeout: float) -> bool:
-    """Wait until no :func:`memory_limit` window is open (the embedder's retry uses this)."""
+    """Wait until no :func:`run_limited` window is open (the embedder's retry uses this)."""
     with _IDLE:
         return _IDLE.wait_for(lambda: _active == 0, timeout=timeout)
 

@@ -25,6 +25,7 @@ unknown kind or a domain prefix without an account are invalid (:class:`InvalidP
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import unicodedata
 from typing import TYPE_CHECKING
@@ -54,6 +55,17 @@ def principal_domains() -> frozenset[str]:
     Read here, at each call, rather than passed in: the index side and the query side must
     not be able to disagree because one call site forgot to pass them."""
     return _parse_domains(os.environ.get(DOMAINS_ENV, ""))
+
+
+def canonical_form_tag() -> str:
+    """A short tag of the settings that change canonical spellings (the organisation's domains),
+    "" by default: part of every document's access fingerprint, so that changing
+    DOCSYNC_PRINCIPAL_DOMAINS re-reads every document's access (an ACL-only update) instead of
+    leaving old spellings in the index that the query side no longer produces."""
+    domains = principal_domains()
+    if not domains:
+        return ""
+    return "pd:" + hashlib.sha256(",".join(sorted(domains)).encode("utf-8")).hexdigest()[:12]
 
 
 def _fold(value: str) -> str:

@@ -3,6 +3,7 @@ the run's work. The mass-deletion and outage guards run here, before anything ch
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from docsync import quarantine, records, state
 from docsync.context import RunContext
 from docsync.errors import DocumentError
+from docsync.principals import canonical_form_tag
 from docsync.records import Batch, Delete, Plan, PlanCounts, Update, UpdateKind, WorkItem, WorkKind
 from docsync.sources import SourceUnavailable
 
@@ -59,6 +61,13 @@ def content_hash(source: Source, entry: SourceEntry, max_bytes: int) -> str:
         return ""
 
 
+def with_canonical_form(entry: SourceEntry) -> SourceEntry:
+    """The entry with the canonical-spelling settings in its access fingerprint (see
+    docsync.principals.canonical_form_tag): a change of them is an ACL-only update."""
+    tag = canonical_form_tag()
+    return dataclasses.replace(entry, acl_fingerprint=f"{entry.acl_fingerprint}|{tag}") if tag else entry
+
+
 def _storable(path: str) -> bool:
     """A path docsync can store and show: file names that are not valid UTF-8 (a legacy
     encoding on a local/NFS share) cannot go into the state store, payloads or the quarantine.
@@ -87,7 +96,7 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
     ctx = RunContext(settings, settings.source.name, run_id)
     source = ctx.source(root)
     source.check_available()
-    entries = [entry for entry in source.list() if _storable(entry.path)]
+    entries = [with_canonical_form(entry) for entry in source.list() if _storable(entry.path)]
     known = state.load_documents(ctx.engine, source.name)
     if not entries and known:
         raise SourceUnavailable(
