@@ -27,7 +27,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest

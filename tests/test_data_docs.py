@@ -7,7 +7,6 @@ Validation itself writes nothing: the results are recorded by data_docs.record."
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 

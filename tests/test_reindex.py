@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from docsync import index, pipeline
-from docsync.config import load_settings
 from docsync.cli import main as cli_main
+from docsync.config import load_settings
 from docsync.embed import embed_texts
 from docsync.reindex import reindex, versions
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -161,7 +161,7 @@ def test_rolled_back_transaction_leaves_no_trace(engine):
 def test_runs_lifecycle(engine):
     assert state.last_success(engine, "share") is None
     assert state.recent_runs(engine) == []
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
 
     state.start_run(engine, "run-1", "share")
     state.start_run(engine, "run-1", "share")  # idempotent (task retries)
@@ -173,7 +173,7 @@ def test_runs_lifecycle(engine):
     state.finish_run(engine, "run-1", "success", {"counts": {"new": 3}}, {"docs_new": 3, "lag_s": 1.5})
     last = state.last_success(engine, "share")
     assert last is not None and last.tzinfo is not None
-    assert before <= last <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert before <= last <= datetime.now(UTC) + timedelta(seconds=1)
     run = state.recent_runs(engine, "share")[0]
     assert run["status"] == "success" and run["summary"] == {"counts": {"new": 3}}
 
@@ -222,7 +222,7 @@ def test_finish_unknown_run_uses_summary_source(engine):
 
 def test_as_utc():
     naive = datetime(2026, 1, 15, 9, 0)
-    assert state.as_utc(naive) == naive.replace(tzinfo=timezone.utc)
+    assert state.as_utc(naive) == naive.replace(tzinfo=UTC)
     aware = datetime(2026, 1, 15, 9, 0, tzinfo=timezone(timedelta(hours=2)))
     assert state.as_utc(aware) is aware
     assert state.as_utc(None) is None

@@ -5,7 +5,6 @@ so a new expectation is covered automatically."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
