@@ -370,7 +370,10 @@ def test_pages_come_from_template_files_and_escape_everything():
     hostile = "<script>alert(1)</script>"
     chart = line_chart(hostile, ["01-01 00:00", hostile], {hostile: [1.0, 2.0], "ok": [None, 3.0]}, hostile)
     view = {"name": hostile, "freshness": "1 s", "slo": "1 d", "breached": False, "last_success": None,
-            "quarantine_open": 0, "documents_indexed": 0, "charts": [chart, line_chart("empty", [], {})]}
+            "quarantine_open": 0, "documents_indexed": 0, "charts": [chart, line_chart("empty", [], {})],
+            "unfinished_runs": 0, "backlog": 0, "revocation_backlog": 0,
+            "propagation": {"count": 0, "p50": "–", "p95": "–"}, "revocation": {"count": 0, "p50": "–", "p95": "–"},
+            "ages": {"backlog_oldest_s": "0 s", "revocation_backlog_oldest_s": "0 s", "quarantine_oldest_s": "0 s"}}
     html = render("monitoring", title=hostile, root="/docsync", user=hostile, sources=[view])
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert html.count("<svg") == 2 and "no runs with this metric yet" in html and "<polyline" in html
