@@ -67,7 +67,7 @@ def test_sync_dags_have_a_run_deadline_alert(dagbag, dag_id):
 
     from airflow.sdk import AsyncCallback, DeadlineReference
 
-    from docsync.dagfactory import run_deadline, run_deadline_missed
+    from docsync.dagfactory import run_deadline
 
     [alert] = dagbag.dags[dag_id].deadline
     assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT

@@ -250,9 +250,12 @@ def test_metrics_endpoint_and_sources(client, victor, env):
     response = client.get("/docsync/metrics", headers=victor)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     samples = parse_exposition(response.text)
-    assert {name for name, _, _ in samples} <= set(metrics.CATALOGUE)
+    assert {metrics.family(name) for name, _, _ in samples} <= set(metrics.CATALOGUE)
     by = {(n, tuple(sorted(labels.items()))): v for n, labels, v in samples}
     src = (("source", "share"),)
+    assert ("docsync_propagation_lag_seconds_count", src) in by  # a histogram, cumulative over runs
+    assert ("docsync_propagation_lag_seconds_bucket", (("le", "+Inf"), *src)) in by
+    assert by[("docsync_backlog_documents", src)] == 0 and by[("docsync_unfinished_runs", src)] == 0
     assert 0 <= by[("docsync_freshness_s", src)] < 600
     assert by[("docsync_freshness_slo_breached", src)] == 0
     assert by[("docsync_documents_indexed_total", src)] >= 1
