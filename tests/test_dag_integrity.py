@@ -89,8 +89,19 @@ def test_run_deadline_is_configurable_and_its_callback_says_what_to_check(monkey
     assert [a.interval for a in dag.deadline] == [timedelta(minutes=90)]
     context = {"dag_run": {"dag_id": "deadline_sync", "dag_run_id": "scheduled__1", "queued_at": "2026-01-01T00:00:00Z"},
                "deadline": {"id": "x", "deadline_time": "2026-01-01T01:30:00Z"}}
+    from airflow.triggers.callback import CallbackTrigger
+
+    async def fire() -> list:
+        """As the triggerer runs a missed deadline's AsyncCallback (path, kwargs and context)."""
+        trigger = CallbackTrigger(callback_path="docsync.dagfactory.run_deadline_missed",
+                                  callback_kwargs={"source": "deadline", "context": context})
+        return [event.payload async for event in trigger.run()]
+
     with caplog.at_level(logging.ERROR, logger="docsync.dagfactory"):
-        message = asyncio.run(run_deadline_missed("deadline", context=context))
+        events = asyncio.run(fire())
+    assert events[-1]["state"] == "success", events
+    message = events[-1]["body"]
+    assert message == asyncio.run(run_deadline_missed("deadline", context=context))
     assert "source 'deadline'" in message and "scheduled__1" in message and "2026-01-01T01:30:00Z" in message
     assert "DOCSYNC_RUN_DEADLINE_MIN" in message and message in caplog.text
 
