@@ -67,3 +67,18 @@ def test_prometheus_loads_the_rules():
     compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
     # mounted next to prometheus.yml, where its relative rule_files path points
     assert "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in compose["services"]["prometheus"]["volumes"]
+
+
+def test_exposition_parses_for_promtool():
+    """The text format docsync renders (histograms included) parses; what promtool still lints
+    is only the naming of older gauges (`_s` units, `_total` gauges), kept for compatibility."""
+    flat = {"indexed": 3.0, "pii_person": 1.0, "stage_plan_s": 0.5, "backlog_documents": 2.0}
+    flat |= metrics.flatten({"propagation_lag_seconds": metrics.histogram([30.0, 4000.0]),
+                             "revocation_lag_seconds": metrics.histogram([])})
+    text = metrics.render(metrics.samples_for("share", flat) + metrics.samples_for("other", flat))
+    tool = shutil.which("promtool") or pytest.fail("promtool is required (see promtool())")
+    proc = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    problems = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert all("abbreviated units" in line or "_total" in line for line in problems), problems
+    assert 'docsync_propagation_lag_seconds_bucket{le="3600",source="share"} 1.0' in text
+    assert 'docsync_propagation_lag_seconds_bucket{le="+Inf",source="share"} 2.0' in text

@@ -185,3 +185,25 @@ def test_monitoring_and_review_code_reads_the_state_store_through_named_queries(
         assert not re.search(r"^import sqlalchemy|^from sqlalchemy", text, re.M), f"{module.name} imports SQLAlchemy"
         used = set(re.findall(r"\bstate\.(\w+)\.c\b", text)) | {t for t in tables if f"state.{t}." in text}
         assert not used, f"{module.name} uses state tables {used}"
+
+
+def test_histograms_are_well_formed_exposition():
+    """What a Prometheus server reads: each lag histogram is one family of type histogram with
+    cumulative buckets in order, +Inf equal to _count, a _sum, per source."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    flat = metrics.flatten({"propagation_lag_seconds": metrics.histogram([30.0, 4000.0, 9e6]),
+                            "revocation_lag_seconds": metrics.histogram([5.0])})
+    text = metrics.render(metrics.samples_for("share", flat) + metrics.samples_for("other", flat))
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert set(families) == set(metrics.HISTOGRAMS)
+    for name, fam in families.items():
+        assert fam.type == "histogram" and fam.documentation == metrics.CATALOGUE[name]
+        for source in ("share", "other"):
+            samples = [s for s in fam.samples if s.labels["source"] == source]
+            bounds = [float(s.labels["le"]) for s in samples if s.name.endswith("_bucket")]
+            counts = [s.value for s in samples if s.name.endswith("_bucket")]
+            assert bounds == [*metrics.BUCKETS, float("inf")] and counts == sorted(counts)
+            [count] = [s.value for s in samples if s.name.endswith("_count")]
+            assert counts[-1] == count and any(s.name.endswith("_sum") for s in samples)
+    assert flat["propagation_lag_seconds_bucket_le_3600"] == 1 and flat["propagation_lag_seconds_bucket_le_604800"] == 2
