@@ -87,6 +87,12 @@ def test_run_deadline_is_configurable_and_its_callback_says_what_to_check(monkey
     monkeypatch.setenv("DOCSYNC_RUN_DEADLINE_MIN", "90")
     dag = build_sync_dag("deadline_sync", source_name="deadline", schedule=None, doc_md="test")
     assert [a.interval for a in dag.deadline] == [timedelta(minutes=90)]
+    # `airflow dags test` gets no deadline (apache/airflow#73428 fails its successful run), nor does 0
+    monkeypatch.setattr("sys.argv", ["airflow", "dags", "test", "deadline_sync"])
+    assert not build_sync_dag("deadline_sync", source_name="deadline", schedule=None, doc_md="test").deadline
+    monkeypatch.setattr("sys.argv", ["airflow", "dag-processor"])
+    monkeypatch.setenv("DOCSYNC_RUN_DEADLINE_MIN", "0")
+    assert not build_sync_dag("deadline_sync", source_name="deadline", schedule=None, doc_md="test").deadline
     context = {"dag_run": {"dag_id": "deadline_sync", "dag_run_id": "scheduled__1", "queued_at": "2026-01-01T00:00:00Z"},
                "deadline": {"id": "x", "deadline_time": "2026-01-01T01:30:00Z"}}
     from airflow.triggers.callback import CallbackTrigger
