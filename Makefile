@@ -28,7 +28,9 @@ export DOCSYNC_HOME ?= $(CURDIR)/.docsync
 export DOCSYNC_FILESHARE_ROOT ?= $(CURDIR)/.demo/corpus
 
 APT_RUN := tesseract-ocr poppler-utils libmagic1
-APT_TEST := samba smbclient chromium redis-server strace acl
+# prometheus: for its promtool (`promtool check/test rules`, tests/test_alerts.py); its server is
+# stopped and disabled right after installation (the `apt` target), so that it never listens.
+APT_TEST := samba smbclient chromium redis-server strace acl prometheus
 
 .PHONY: help setup apt venv run demo-corpus airflow-init test test-fast lint bench clean
 
@@ -48,6 +50,11 @@ apt:
 	  echo "installing apt packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  case " $$missing " in *" prometheus "*) \
+	    for svc in prometheus prometheus-node-exporter; do \
+	      $$SUDO systemctl disable --now $$svc >/dev/null 2>&1 || $$SUDO service $$svc stop >/dev/null 2>&1 || true; \
+	    done;; \
+	  esac; \
 	fi
 
 # Order matters (see requirements.txt): CPU torch first, torchvision out, spaCy model packaged.

@@ -91,4 +91,6 @@ def test_console_script_and_status(entries, settings, docsync_env):
     assert len(json.loads(proc.stdout)) == 3
     proc = subprocess.run([str(exe), "--json", "status", "--source", "share"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"source": "share", "freshness_s": None}  # never synced
+    assert json.loads(proc.stdout) == {  # never synced, nothing planned
+        "source": "share", "freshness_s": None, "backlog_documents": 0.0, "backlog_oldest_age_seconds": 0.0,
+        "revocation_backlog_documents": 0.0, "revocation_backlog_oldest_age_seconds": 0.0, "unfinished_runs": 0.0}

@@ -59,6 +59,59 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     assert dag.max_active_runs == 1 and dag.catchup is False
 
 
+@pytest.mark.parametrize("dag_id", ["fileshare_sync", "sharepoint_sync"])
+def test_sync_dags_have_a_run_deadline_alert(dagbag, dag_id):
+    """Airflow 3 Deadline Alert: a run not finished DOCSYNC_RUN_DEADLINE_MIN after it was queued
+    calls docsync's callback (run by the triggerer), which says what to check."""
+    from datetime import timedelta
+
+    from airflow.sdk import AsyncCallback, DeadlineReference
+
+    from docsync.dagfactory import run_deadline
+
+    [alert] = dagbag.dags[dag_id].deadline
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval == run_deadline() == timedelta(minutes=360)
+    assert isinstance(alert.callback, AsyncCallback)
+    assert alert.callback.path == "docsync.dagfactory.run_deadline_missed"
+    assert alert.callback.kwargs == {"source": dag_id.removesuffix("_sync")}
+
+
+def test_run_deadline_is_configurable_and_its_callback_says_what_to_check(monkeypatch, caplog):
+    import asyncio
+    import logging
+    from datetime import timedelta
+
+    from docsync.dagfactory import build_sync_dag, run_deadline_missed
+
+    monkeypatch.setenv("DOCSYNC_RUN_DEADLINE_MIN", "90")
+    dag = build_sync_dag("deadline_sync", source_name="deadline", schedule=None, doc_md="test")
+    assert [a.interval for a in dag.deadline] == [timedelta(minutes=90)]
+    # `airflow dags test` gets no deadline (apache/airflow#73428 fails its successful run), nor does 0
+    monkeypatch.setattr("sys.argv", ["airflow", "dags", "test", "deadline_sync"])
+    assert not build_sync_dag("deadline_sync", source_name="deadline", schedule=None, doc_md="test").deadline
+    monkeypatch.setattr("sys.argv", ["airflow", "dag-processor"])
+    monkeypatch.setenv("DOCSYNC_RUN_DEADLINE_MIN", "0")
+    assert not build_sync_dag("deadline_sync", source_name="deadline", schedule=None, doc_md="test").deadline
+    context = {"dag_run": {"dag_id": "deadline_sync", "dag_run_id": "scheduled__1", "queued_at": "2026-01-01T00:00:00Z"},
+               "deadline": {"id": "x", "deadline_time": "2026-01-01T01:30:00Z"}}
+    from airflow.triggers.callback import CallbackTrigger
+
+    async def fire() -> list:
+        """As the triggerer runs a missed deadline's AsyncCallback (path, kwargs and context)."""
+        trigger = CallbackTrigger(callback_path="docsync.dagfactory.run_deadline_missed",
+                                  callback_kwargs={"source": "deadline", "context": context})
+        return [event.payload async for event in trigger.run()]
+
+    with caplog.at_level(logging.ERROR, logger="docsync.dagfactory"):
+        events = asyncio.run(fire())
+    assert events[-1]["state"] == "success", events
+    message = events[-1]["body"]
+    assert message == asyncio.run(run_deadline_missed("deadline", context=context))
+    assert "source 'deadline'" in message and "scheduled__1" in message and "2026-01-01T01:30:00Z" in message
+    assert "DOCSYNC_RUN_DEADLINE_MIN" in message and message in caplog.text
+
+
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in (REPO / "dags").glob("*.py")))
 def test_parsing_is_cheap(dag_file, tmp_path):
     """Parsing a DAG file must not import models or processing libraries, nor do I/O."""

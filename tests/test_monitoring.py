@@ -65,9 +65,21 @@ def test_textfiles_are_valid_exposition(synced):
     assert 'docsync_pii_entities{entity="PERSON",source="mon"}' in main
     assert "# TYPE docsync_last_success_timestamp_s gauge" in main
     assert 'docsync_freshness_s{source="mon"} 0.0' in fresh and 'docsync_freshness_slo_breached{source="mon"} 0.0' in fresh
-    names = set(METRIC.findall(main + fresh))
+    assert 'docsync_backlog_documents{source="mon"} 0.0' in fresh and 'docsync_quarantine_open{source="mon"} 1.0' in fresh
+    # a first load: no propagation lag, the histogram is there with no observations
+    assert "# TYPE docsync_propagation_lag_seconds histogram" in main
+    assert 'docsync_propagation_lag_seconds_bucket{le="+Inf",source="mon"} 0.0' in main
+    assert 'docsync_propagation_lag_seconds_count{source="mon"} 0.0' in main
+    names = {metrics.family(n) for n in METRIC.findall(main + fresh)}
     assert names <= set(metrics.CATALOGUE), names - set(metrics.CATALOGUE)
     assert not set(METRIC.findall(main)) & set(METRIC.findall(fresh)), "a metric family in two textfiles"
+
+
+def dashboard_metrics() -> set[str]:
+    """The metric families the Grafana panels query."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    return {metrics.family(name) for expr in exprs for name in METRIC.findall(expr)}
 
 
 def test_grafana_dashboard_uses_only_emitted_metrics(synced):
@@ -76,18 +88,44 @@ def test_grafana_dashboard_uses_only_emitted_metrics(synced):
     emitted = set(METRIC.findall(metrics.exposition(state.get_engine(settings.state_url), settings.sync.freshness_slo_s)))
     for path in (settings.home / "metrics").glob("*.prom"):
         emitted |= set(METRIC.findall(path.read_text()))
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-    used = {name for expr in exprs for name in METRIC.findall(expr)}
+    emitted = {metrics.family(n) for n in emitted}
+    used = dashboard_metrics()
     assert used and used <= emitted, f"dashboard uses metrics docsync does not emit: {used - emitted}"
-    assert {"docsync_freshness_s", "docsync_lag_p50_s", "docsync_lag_p95_s", "docsync_lag_max_s", "docsync_indexed",
-            "docsync_quarantined", "docsync_deleted", "docsync_chunks_embedded", "docsync_ocr_pages",
-            "docsync_pii_entities", "docsync_stage_duration_s"} <= used
+    assert {"docsync_freshness_s", "docsync_propagation_lag_seconds", "docsync_revocation_lag_seconds",
+            "docsync_backlog_documents", "docsync_backlog_oldest_age_seconds", "docsync_quarantine_oldest_age_seconds",
+            "docsync_unfinished_runs", "docsync_indexed", "docsync_quarantined", "docsync_deleted",
+            "docsync_chunks_embedded", "docsync_ocr_pages", "docsync_pii_entities", "docsync_stage_duration_s"} <= used
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["datasource"]["query"] == "prometheus"
     for panel in dashboard["panels"]:
         assert panel["datasource"]["type"] == "prometheus" and panel["targets"], panel["title"]
         assert all(t["datasource"]["type"] == "prometheus" for t in panel["targets"])
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_dashboard_and_metrics_cannot_drift(synced):
+    """Every metric docsync emits has a HELP text, is on a Grafana panel or listed as
+    intentionally hidden (with the reason), and is defined in the README's Monitoring table;
+    every metric a panel queries is one docsync emits."""
+    settings, _ = synced
+    text = metrics.exposition(state.get_engine(settings.state_url), settings.sync.freshness_slo_s)
+    for path in (settings.home / "metrics").glob("*.prom"):
+        text += path.read_text()
+    emitted = {metrics.family(n) for n in METRIC.findall(text)}
+    assert emitted == set(metrics.CATALOGUE), (emitted ^ set(metrics.CATALOGUE))  # nothing uncatalogued, nothing dead
+    helps = dict(re.findall(r"^# HELP (\S+) (.+)$", text, re.M))
+    for name in emitted:
+        assert helps.get(name) == metrics.CATALOGUE[name] and len(metrics.CATALOGUE[name]) > 20, name
+    on_panels = dashboard_metrics()
+    hidden = set(metrics.DASHBOARD_HIDDEN)
+    assert all(metrics.DASHBOARD_HIDDEN.values()), "say why a metric is hidden"
+    assert not hidden & on_panels, f"listed as hidden but on a panel: {hidden & on_panels}"
+    assert emitted - hidden <= on_panels, f"on no panel and not listed as hidden: {emitted - hidden - on_panels}"
+    assert on_panels <= emitted, f"panels query metrics docsync does not emit: {on_panels - emitted}"
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Monitoring"):readme.index("\n## ", readme.index("## Monitoring") + 5)]
+    table = {m for row in section.splitlines() if row.startswith("| `docsync_") for m in re.findall(r"`(docsync_[a-z0-9_]+)", row.split("|")[1])}
+    assert table == set(metrics.CATALOGUE), f"README Monitoring table: {table ^ set(metrics.CATALOGUE)}"
 
 
 def make_stale(settings, source: str, age: timedelta) -> None:
@@ -147,3 +185,25 @@ def test_monitoring_and_review_code_reads_the_state_store_through_named_queries(
         assert not re.search(r"^import sqlalchemy|^from sqlalchemy", text, re.M), f"{module.name} imports SQLAlchemy"
         used = set(re.findall(r"\bstate\.(\w+)\.c\b", text)) | {t for t in tables if f"state.{t}." in text}
         assert not used, f"{module.name} uses state tables {used}"
+
+
+def test_histograms_are_well_formed_exposition():
+    """What a Prometheus server reads: each lag histogram is one family of type histogram with
+    cumulative buckets in order, +Inf equal to _count, a _sum, per source."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    flat = metrics.flatten({"propagation_lag_seconds": metrics.histogram([30.0, 4000.0, 9e6]),
+                            "revocation_lag_seconds": metrics.histogram([5.0])})
+    text = metrics.render(metrics.samples_for("share", flat) + metrics.samples_for("other", flat))
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert set(families) == set(metrics.HISTOGRAMS)
+    for name, fam in families.items():
+        assert fam.type == "histogram" and fam.documentation == metrics.CATALOGUE[name]
+        for source in ("share", "other"):
+            samples = [s for s in fam.samples if s.labels["source"] == source]
+            bounds = [float(s.labels["le"]) for s in samples if s.name.endswith("_bucket")]
+            counts = [s.value for s in samples if s.name.endswith("_bucket")]
+            assert bounds == [*metrics.BUCKETS, float("inf")] and counts == sorted(counts)
+            [count] = [s.value for s in samples if s.name.endswith("_count")]
+            assert counts[-1] == count and any(s.name.endswith("_sum") for s in samples)
+    assert flat["propagation_lag_seconds_bucket_le_3600"] == 1 and flat["propagation_lag_seconds_bucket_le_604800"] == 2

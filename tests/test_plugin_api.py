@@ -250,9 +250,12 @@ def test_metrics_endpoint_and_sources(client, victor, env):
     response = client.get("/docsync/metrics", headers=victor)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     samples = parse_exposition(response.text)
-    assert {name for name, _, _ in samples} <= set(metrics.CATALOGUE)
+    assert {metrics.family(name) for name, _, _ in samples} <= set(metrics.CATALOGUE)
     by = {(n, tuple(sorted(labels.items()))): v for n, labels, v in samples}
     src = (("source", "share"),)
+    assert ("docsync_propagation_lag_seconds_count", src) in by  # a histogram, cumulative over runs
+    assert ("docsync_propagation_lag_seconds_bucket", (("le", "+Inf"), *src)) in by
+    assert by[("docsync_backlog_documents", src)] == 0 and by[("docsync_unfinished_runs", src)] == 0
     assert 0 <= by[("docsync_freshness_s", src)] < 600
     assert by[("docsync_freshness_slo_breached", src)] == 0
     assert by[("docsync_documents_indexed_total", src)] >= 1
@@ -370,7 +373,10 @@ def test_pages_come_from_template_files_and_escape_everything():
     hostile = "<script>alert(1)</script>"
     chart = line_chart(hostile, ["01-01 00:00", hostile], {hostile: [1.0, 2.0], "ok": [None, 3.0]}, hostile)
     view = {"name": hostile, "freshness": "1 s", "slo": "1 d", "breached": False, "last_success": None,
-            "quarantine_open": 0, "documents_indexed": 0, "charts": [chart, line_chart("empty", [], {})]}
+            "quarantine_open": 0, "documents_indexed": 0, "charts": [chart, line_chart("empty", [], {})],
+            "unfinished_runs": 0, "backlog": 0, "revocation_backlog": 0,
+            "propagation": {"count": 0, "p50": "–", "p95": "–"}, "revocation": {"count": 0, "p50": "–", "p95": "–"},
+            "ages": {"backlog_oldest_s": "0 s", "revocation_backlog_oldest_s": "0 s", "quarantine_oldest_s": "0 s"}}
     html = render("monitoring", title=hostile, root="/docsync", user=hostile, sources=[view])
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert html.count("<svg") == 2 and "no runs with this metric yet" in html and "<polyline" in html

@@ -106,6 +106,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     out = {"source": settings.source.name, "freshness_s": metrics.freshness_s(engine, settings.source.name)}
     if runs:
         out |= {"last_run": runs[0]["run_id"], "status": runs[0]["status"]} | runs[0]["summary"]
+    live = metrics.live_values(engine, settings.source.name, settings.sync.freshness_slo_s,
+                               settings.sync.run_deadline_min * 60)
+    out |= {k: live[k] for k in ("backlog_documents", "backlog_oldest_age_seconds", "revocation_backlog_documents",
+                                 "revocation_backlog_oldest_age_seconds", "unfinished_runs")}
+    if not args.json:  # a histogram of one run on one line: how many changes, and their lags in total
+        out |= {k: f"{v['count']} changes, {v['sum']:.0f} s in total" for k, v in out.items()
+                if f"docsync_{k}" in metrics.HISTOGRAMS and isinstance(v, dict)}
     _print(out, args.json)
     return 0
 

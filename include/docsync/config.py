@@ -149,6 +149,7 @@ class SyncSettings:
     reconcile_interval_h: float = 24.0  # full state/Qdrant check on runs that wrote nothing; 0 = every run
     data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
     data_docs_keep_runs: int = 20
+    run_deadline_min: float = 360.0  # a run not finished this long after it was queued missed its deadline
 
 
 _COMPONENTS = {"source": SourceSettings, "qdrant": QdrantSettings, "ocr": OcrSettings, "pii": PiiSettings,
@@ -275,5 +276,6 @@ def load_settings() -> Settings:
             reconcile_interval_h=float(_env("DOCSYNC_RECONCILE_INTERVAL_H", "24")),
             data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
             data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
+            run_deadline_min=float(_env("DOCSYNC_RUN_DEADLINE_MIN", "360")),
         ),
     )

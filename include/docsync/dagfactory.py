@@ -3,16 +3,20 @@ imports the pipeline when it runs, so DAG parsing never loads models or librarie
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
 
 if TYPE_CHECKING:
     from airflow.sdk.types import RuntimeTaskInstanceProtocol
 
     from docsync.config import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ARGS = {
     "owner": "docsync",
@@ -27,6 +31,45 @@ def process_pool() -> str:
     """Airflow pool of the process tasks (OCR + embedding), DOCSYNC_PROCESS_POOL; create it
     with `airflow pools set docsync_ocr <slots> ...` (README, "Running in production")."""
     return os.environ.get("DOCSYNC_PROCESS_POOL") or "default_pool"
+
+
+def run_deadline() -> timedelta:
+    """How long a sync run may take from being queued to finishing: DOCSYNC_RUN_DEADLINE_MIN
+    (default 360 minutes; read when the DAG file is parsed, as Airflow evaluates deadlines)."""
+    return timedelta(minutes=float(os.environ.get("DOCSYNC_RUN_DEADLINE_MIN") or 360))
+
+
+def run_deadlines(source_name: str) -> list[DeadlineAlert] | None:
+    """The sync DAG's Airflow Deadline Alert: a run not finished ``run_deadline()`` after it was
+    queued calls :func:`run_deadline_missed`. None with DOCSYNC_RUN_DEADLINE_MIN=0, and under
+    `airflow dags test` (the DAG parsed in that command's own process): Airflow 3.3's DAG.test()
+    fails a run that succeeded when its DAG has a deadline (apache/airflow#73428), and a test run
+    is not a scheduled one that could be late."""
+    interval = run_deadline()
+    if interval <= timedelta(0) or sys.argv[1:3] == ["dags", "test"]:
+        return None
+    return [DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=interval,
+        callback=AsyncCallback(run_deadline_missed, kwargs={"source": source_name}),
+        name="docsync-run-deadline",
+    )]
+
+
+async def run_deadline_missed(source: str, context: dict | None = None) -> str:
+    """Airflow Deadline Alert callback (run by the triggerer): a sync run did not finish within
+    DOCSYNC_RUN_DEADLINE_MIN. Airflow shows the missed deadline on the run; this logs what it
+    means and what to check (route the triggerer's log, or replace the callback with a notifier)."""
+    run = (context or {}).get("dag_run") or {}
+    deadline = (context or {}).get("deadline") or {}
+    message = (
+        f"docsync run deadline missed for source {source!r}: DAG {run.get('dag_id', '?')} run "
+        f"{run.get('dag_run_id') or run.get('run_id') or '?'} (queued {run.get('queued_at', '?')}) had not finished "
+        f"by {deadline.get('deadline_time', '?')} (DOCSYNC_RUN_DEADLINE_MIN). Changes wait in the backlog until it "
+        "does: look for a task stuck in OCR or embedding, a full pool, or a source that stopped answering."
+    )
+    log.error(message)
+    return message
 
 
 def collection_asset(source_name: str) -> Asset:
@@ -60,6 +103,8 @@ def build_sync_dag(
         },
         tags=["docsync", source_kind],
         doc_md=doc_md,
+        # "A run did not finish in time", where Airflow users look (the run's deadline in the UI).
+        deadline=run_deadlines(source_name),
     )
     def sync_dag():
         def settings_for_run() -> Settings:  # runs inside a task, never at parse time

@@ -1,21 +1,40 @@
-"""Run summaries, freshness and lag metrics: stored in the state store, emitted to
-StatsD through Airflow's metrics stack when running inside Airflow, and written as a
-Prometheus textfile under ``$DOCSYNC_HOME/metrics`` (the plugin also serves them at
-``/docsync/metrics``). :func:`check_freshness` is the freshness SLO alert."""
+"""Run summaries, freshness, lag and backlog metrics: stored in the state store, emitted to
+StatsD through Airflow's metrics stack when running inside Airflow, and written as
+Prometheus textfiles under ``$DOCSYNC_HOME/metrics`` (the plugin also serves them at
+``/docsync/metrics``). :func:`check_freshness` is the freshness SLO check of the DAGs;
+the alerting rules are deploy/prometheus/alerts.yml.
+
+Propagation and revocation lag are histograms (:data:`HISTOGRAMS`): each successful run
+stores its own bucket counts as metric points, and the exposition sums them over the
+source's runs, so that they are cumulative counters as Prometheus expects (a failed run's
+observations are not counted; its changes show as backlog instead)."""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 from collections import Counter
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from docsync import state
+from docsync.exposition import (
+    BUCKETS,
+    CATALOGUE,
+    DASHBOARD_HIDDEN,
+    HISTOGRAMS,
+    Sample,
+    family,
+    histogram,
+    quantile_bound,
+    render,
+    samples_for,
+    write_textfile,
+)
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from datetime import datetime
 
     from sqlalchemy.engine import Engine
 
@@ -24,56 +43,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Re-exported: callers (web app, tests) know the catalogue and the format as metrics.*.
+__all__ = [
+    "BUCKETS", "CATALOGUE", "DASHBOARD_HIDDEN", "HISTOGRAMS", "STAGES", "FreshnessSLOBreached", "Sample",
+    "check_freshness", "emit", "exposition", "family", "flatten", "freshness_s", "histogram", "history",
+    "latest_values", "live_values", "propagation_lag", "quantile_bound", "render", "run_values", "samples_for",
+    "sources", "summarize", "write_textfile",
+]
+
 STAGES = ("plan", "updates", "process", "index", "finalize")
-
-# Every Prometheus metric docsync emits (all gauges, label ``source``; some have one more label).
-CATALOGUE: dict[str, str] = {
-    "docsync_seen": "Documents listed in the source by the last run.",
-    "docsync_unchanged": "Documents unchanged since the previous run.",
-    "docsync_new": "New documents found by the last run.",
-    "docsync_modified": "Modified documents found by the last run.",
-    "docsync_retried": "Quarantined documents re-processed by the last run (retry, release, transient).",
-    "docsync_indexed": "Documents indexed by the last run.",
-    "docsync_quarantined": "Documents quarantined by the last run.",
-    "docsync_deleted": "Documents removed from the index by the last run.",
-    "docsync_moved": "Documents moved or renamed (no re-embedding) in the last run.",
-    "docsync_acl_updated": "Documents whose access metadata alone changed in the last run.",
-    "docsync_chunks": "Chunks written by the last run.",
-    "docsync_chunks_embedded": "Chunks embedded by the last run.",
-    "docsync_chunks_reused": "Chunks whose vectors were reused by the last run.",
-    "docsync_backlog": "Planned documents the last run neither indexed nor quarantined.",
-    "docsync_deferred": "Documents the last run deferred to the next one (a batch ran out of its time budget).",
-    "docsync_revocation_lag_max_s": "Longest seconds from detecting a deletion or ACL-only change to applying it, last run.",
-    "docsync_ocr_pages": "Pages OCR'd by the last run.",
-    "docsync_documents_indexed_total": "Documents of the source currently indexed.",
-    "docsync_documents_quarantined_total": "Documents of the source currently quarantined.",
-    "docsync_quarantine_open": "Open quarantine entries awaiting review.",
-    "docsync_lag_p50_s": "Median seconds from a document's modification to its indexing, last run.",
-    "docsync_lag_p95_s": "95th percentile seconds from modification to indexing, last run.",
-    "docsync_lag_max_s": "Maximum seconds from modification to indexing, last run.",
-    "docsync_pii_entities": "PII entities anonymized by the last run, by entity type (label entity).",
-    "docsync_stage_duration_s": "Seconds spent per pipeline step in the last run (label stage; summed over batches).",
-    "docsync_last_success_timestamp_s": "Unix time of the last successful sync.",
-    "docsync_freshness_s": "Seconds since the last successful sync (NaN: never succeeded).",
-    "docsync_freshness_slo_s": "Freshness SLO in seconds (DOCSYNC_FRESHNESS_SLO_S).",
-    "docsync_freshness_slo_breached": "1 when the last successful sync is older than the freshness SLO.",
-}
-
-Sample = tuple[str, dict[str, str], float]
-
 
 class FreshnessSLOBreached(RuntimeError):
     """The last successful sync of a source is older than the freshness SLO."""
 
 
-def lag_stats(lags: list[float]) -> dict:
-    """p50/p95/max of source-modification -> indexed lags, in seconds."""
-    if not lags:
-        return {}
-    ordered = sorted(lags)
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-    return {"p50": pick(0.5), "p95": pick(0.95), "max": ordered[-1]}
+def propagation_lag(applied_at: float, mtime_ns: int, last_scan: datetime | None) -> float | None:
+    """Seconds from a change to its indexing (``applied_at``, Unix time): from the later of the
+    source modification and the start of the previous successful scan, since a change made
+    before docsync last looked would have been found then. None without a previous successful
+    scan: the source's initial load is still going on, which is backlog, not lag."""
+    if last_scan is None:
+        return None
+    return max(0.0, applied_at - max(mtime_ns / 1e9, last_scan.timestamp()))
 
 
 def summarize(
@@ -82,18 +73,17 @@ def summarize(
     """The run summary: what the plan found, what was written and applied, and the totals."""
     totals: Counter = Counter()
     pii: Counter = Counter()
-    lags: list[float] = []
+    lags: list[float] = list(updates.propagation_lag_s)
     ocr_pages = 0
     stage_s = {"plan": plan.plan_s, "updates": updates.updates_s, "process": 0.0, "index": 0.0, "finalize": finalize_s}
     for report in write_reports:
         totals.update(report.counts)
         pii.update(report.pii)
-        lags += report.lags
+        lags += report.propagation_lag_s
         ocr_pages += report.ocr_pages
         stage_s["process"] += report.process_s
         stage_s["index"] += report.index_s
     counts = plan.counts
-    planned = counts.new + counts.modified + counts.retried
     by_status = state.document_status_counts(engine, plan.source)
     applied = updates.applied
     return {
@@ -113,10 +103,10 @@ def summarize(
         "chunks": totals["chunks"],
         "chunks_embedded": totals["chunks_embedded"],
         "chunks_reused": totals["chunks_reused"],
-        "backlog": max(0, planned - totals["indexed"] - totals["quarantined"]),
         "ocr_pages": ocr_pages,
         "pii_entities": dict(pii),
-        "lag_s": lag_stats(lags),
+        "propagation_lag_seconds": histogram(lags),
+        "revocation_lag_seconds": histogram(updates.revocation_lag_s),
         "revocation_lag_max_s": max(updates.revocation_lag_s, default=0.0),
         "stage_s": {k: round(v, 3) for k, v in stage_s.items()},
         "documents_indexed_total": by_status.get("indexed", 0),
@@ -133,8 +123,9 @@ def flatten(summary: dict) -> dict[str, float]:
             continue
         if isinstance(value, (int, float)):
             out[key] = float(value)
-        elif key == "lag_s":
-            out |= {f"lag_{q}_s": float(v) for q, v in value.items()}
+        elif f"docsync_{key}" in HISTOGRAMS:
+            out |= {f"{key}_bucket_le_{le}": float(n) for le, n in value["buckets"].items()}
+            out |= {f"{key}_sum": float(value["sum"]), f"{key}_count": float(value["count"])}
         elif key == "pii_entities":
             out |= {f"pii_{etype.lower()}": float(v) for etype, v in value.items()}
         elif key == "stage_s":
@@ -146,59 +137,6 @@ def freshness_s(engine: Engine, source: str) -> float | None:
     """Seconds since the last successful sync of a source."""
     last = state.last_success(engine, source)
     return None if last is None else (state.utcnow() - last).total_seconds()
-
-
-# --- Prometheus exposition ---------------------------------------------------------------
-
-
-def samples_for(source: str, values: dict[str, float]) -> list[Sample]:
-    """Flat metric names -> Prometheus samples (PII types and stages become labels)."""
-    out: list[Sample] = []
-    for name, value in values.items():
-        labels = {"source": source}
-        if name.startswith("pii_"):
-            metric, labels["entity"] = "docsync_pii_entities", name[4:].upper()
-        elif name.startswith("stage_") and name.endswith("_s"):
-            metric, labels["stage"] = "docsync_stage_duration_s", name[6:-2]
-        else:
-            metric = f"docsync_{name}"
-        out.append((metric, labels, value))
-    return out
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    return repr(float(value))
-
-
-def render(samples: list[Sample]) -> str:
-    """Prometheus text exposition format, samples grouped by metric family."""
-    families: dict[str, list[Sample]] = {}
-    for sample in samples:
-        families.setdefault(sample[0], []).append(sample)
-    lines: list[str] = []
-    for metric in sorted(families):
-        lines.append(f"# HELP {metric} {CATALOGUE.get(metric, 'docsync metric')}")
-        lines.append(f"# TYPE {metric} gauge")
-        for _, labels, value in sorted(families[metric], key=lambda s: sorted(s[1].items())):
-            rendered = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(labels.items()))
-            lines.append(f"{metric}{{{rendered}}} {_number(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def write_textfile(directory: Path, stem: str, samples: list[Sample]) -> Path:
-    """One ``.prom`` file (node_exporter textfile collector), replaced atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{stem}.prom"
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(render(samples))
-    os.replace(tmp, path)
-    return path
 
 
 def _statsd(source: str, values: dict[str, float]) -> None:
@@ -223,14 +161,62 @@ def _freshness_values(age: float | None, slo_s: int) -> dict[str, float]:
     }
 
 
+DEFAULT_RUN_DEADLINE_S = 6 * 3600.0
+# Gauges computed when they are read, not by a run (``live_values``): the freshness textfile,
+# rewritten by every run's freshness_check (also after a failed run), carries them.
+LIVE = ("freshness_s", "freshness_slo_s", "freshness_slo_breached", "backlog_documents", "backlog_oldest_age_seconds",
+        "revocation_backlog_documents", "revocation_backlog_oldest_age_seconds", "quarantine_open",
+        "quarantine_oldest_age_seconds", "unfinished_runs")
+
+
+def live_values(engine: Engine, source: str, slo_s: int, run_deadline_s: float = DEFAULT_RUN_DEADLINE_S) -> dict[str, float]:
+    """Freshness, backlog (count and age of the oldest change seen but not applied, revocations
+    separately), open quarantine (count and oldest age) and unfinished runs, as of now."""
+    now = state.utcnow()
+    last = state.last_success(engine, source)
+
+    def age(since: datetime | None) -> float:
+        return 0.0 if since is None else max(0.0, (now - since).total_seconds())
+
+    pending = state.backlog(engine, source)
+    (content, content_since), (revocations, revocations_since) = pending[state.CONTENT], pending[state.REVOCATION]
+    started_before = now - timedelta(seconds=run_deadline_s)
+    return _freshness_values(None if last is None else age(last), slo_s) | {
+        "backlog_documents": float(content),
+        "backlog_oldest_age_seconds": age(content_since),
+        "revocation_backlog_documents": float(revocations),
+        "revocation_backlog_oldest_age_seconds": age(revocations_since),
+        "quarantine_open": float(state.open_quarantine_count(engine, source)),
+        "quarantine_oldest_age_seconds": age(state.oldest_open_quarantine(engine, source)),
+        "unfinished_runs": float(state.unfinished_run_count(engine, source, started_before)),
+    }
+
+
+def run_values(engine: Engine, source: str) -> dict[str, float]:
+    """The metrics of the source's last successful run, its histograms summed over all its
+    successful runs (cumulative, as Prometheus expects), and the time of that run."""
+    last = state.last_successful_run(engine, source)
+    if last is None:
+        return {}
+    values = state.run_metrics(engine, [last["run_id"]])[last["run_id"]]
+    values = {k: v for k, v in values.items() if k not in LIVE and family(samples_for(source, {k: v})[0][0]) in CATALOGUE}
+    per_run = tuple(f"{h[len('docsync_'):]}_" for h in HISTOGRAMS)
+    values = {k: v for k, v in values.items() if not k.startswith(per_run)} | state.metric_sums(engine, source, per_run)
+    values["last_success_timestamp_s"] = last["finished_at"].timestamp()
+    return values
+
+
 def emit(summary: dict, settings: Settings) -> None:
-    """After a successful run: StatsD gauges and the Prometheus textfiles of the source."""
+    """After a successful run (recorded by ``state.finish_run``): StatsD gauges and the
+    Prometheus textfiles of the source, the same values ``/docsync/metrics`` serves."""
     source = summary["source"]
-    values = flatten(summary) | {"last_success_timestamp_s": state.utcnow().timestamp()}
-    fresh = _freshness_values(0.0, settings.sync.freshness_slo_s)
-    _statsd(source, values | fresh)
+    engine = state.get_engine(settings.state_url)
+    values = run_values(engine, source)
+    live = live_values(engine, source, settings.sync.freshness_slo_s, settings.sync.run_deadline_min * 60)
+    live |= _freshness_values(0.0, settings.sync.freshness_slo_s)  # this run just succeeded
+    _statsd(source, values | live)
     write_textfile(settings.home / "metrics", f"docsync_{source}", samples_for(source, values))
-    write_textfile(settings.home / "metrics", f"docsync_{source}_freshness", samples_for(source, fresh))
+    write_textfile(settings.home / "metrics", f"docsync_{source}_freshness", samples_for(source, live))
 
 
 # --- freshness SLO ------------------------------------------------------------------------
@@ -248,10 +234,11 @@ def check_freshness(settings: Settings, source: str | None = None) -> dict:
     """Update the freshness gauge of a source and raise :class:`FreshnessSLOBreached` (with a
     message for the on-call person) when its last successful sync is older than the SLO."""
     source = source or settings.source.name
-    last = state.last_success(state.get_engine(settings.state_url), source)
+    engine = state.get_engine(settings.state_url)
+    last = state.last_success(engine, source)
     age = None if last is None else (state.utcnow() - last).total_seconds()
     slo = settings.sync.freshness_slo_s
-    values = _freshness_values(age, slo)
+    values = live_values(engine, source, slo, settings.sync.run_deadline_min * 60)
     _statsd(source, values)
     write_textfile(settings.home / "metrics", f"docsync_{source}_freshness", samples_for(source, values))
     result = {
@@ -288,23 +275,20 @@ def sources(engine: Engine) -> list[str]:
     return state.source_names(engine)
 
 
-def latest_values(engine: Engine, source: str, slo_s: int) -> dict[str, float]:
-    """Metrics of the source's last successful run, with live freshness and open quarantine."""
-    values: dict[str, float] = {}
-    last = state.last_successful_run(engine, source)
-    if last is not None:
-        values = state.run_metrics(engine, [last["run_id"]])[last["run_id"]]
-        values["last_success_timestamp_s"] = last["finished_at"].timestamp()
-    values["quarantine_open"] = float(state.open_quarantine_count(engine, source))
-    age = None if last is None else (state.utcnow() - last["finished_at"]).total_seconds()
-    return values | _freshness_values(age, slo_s)
+def latest_values(
+    engine: Engine, source: str, slo_s: int, run_deadline_s: float = DEFAULT_RUN_DEADLINE_S
+) -> dict[str, float]:
+    """Metrics of the source's last successful run (histograms cumulative) and the live gauges."""
+    return run_values(engine, source) | live_values(engine, source, slo_s, run_deadline_s)
 
 
-def exposition(engine: Engine, slo_s: int, only: list[str] | None = None) -> str:
+def exposition(
+    engine: Engine, slo_s: int, only: list[str] | None = None, run_deadline_s: float = DEFAULT_RUN_DEADLINE_S
+) -> str:
     """The latest metrics of every source (or of the sources in ``only``) in Prometheus text format."""
     samples: list[Sample] = []
     for source in sources(engine) if only is None else only:
-        samples += samples_for(source, latest_values(engine, source, slo_s))
+        samples += samples_for(source, latest_values(engine, source, slo_s, run_deadline_s))
     return render(samples)
 
 

@@ -303,19 +303,21 @@ class WriteReport:
     """What writing one batch did (small: travels through XCom to finalize)."""
 
     counts: dict[str, int]
-    lags: tuple[float, ...] = ()
+    # Per modified document: indexed minus the later of its modification and the previous
+    # successful scan (docsync.metrics.propagation_lag); new documents are not in it.
+    propagation_lag_s: tuple[float, ...] = ()
     pii: dict[str, int] = field(default_factory=dict)
     ocr_pages: int = 0
     process_s: float = 0.0
     index_s: float = 0.0
 
     def to_json(self) -> dict:
-        return {"counts": dict(self.counts), "lags": list(self.lags), "pii": dict(self.pii),
+        return {"counts": dict(self.counts), "propagation_lag_s": list(self.propagation_lag_s), "pii": dict(self.pii),
                 "ocr_pages": self.ocr_pages, "process_s": self.process_s, "index_s": self.index_s}
 
     @classmethod
     def from_json(cls, value: dict) -> WriteReport:
-        return cls(dict(value.get("counts", {})), tuple(value.get("lags", ())), dict(value.get("pii", {})),
+        return cls(dict(value.get("counts", {})), tuple(value.get("propagation_lag_s", ())), dict(value.get("pii", {})),
                    int(value.get("ocr_pages", 0)), float(value.get("process_s", 0.0)),
                    float(value.get("index_s", 0.0)))
 
@@ -325,18 +327,19 @@ class UpdatesReport:
     """What applying a plan's deletes and no-embed updates did (travels to finalize)."""
 
     applied: dict[str, int]  # deleted / acl / touch / move / quarantined / gone
-    revocation_lag_s: tuple[float, ...] = ()  # plan (change detected) -> applied, per ACL change or delete
+    revocation_lag_s: tuple[float, ...] = ()  # first detected -> applied, per ACL change or delete
     updates_s: float = 0.0
+    propagation_lag_s: tuple[float, ...] = ()  # per ACL change or move (as WriteReport's)
 
     def to_json(self) -> dict:
         return {"applied": dict(self.applied), "revocation_lag_s": list(self.revocation_lag_s),
-                "updates_s": self.updates_s}
+                "updates_s": self.updates_s, "propagation_lag_s": list(self.propagation_lag_s)}
 
     @classmethod
     def from_json(cls, value: dict | None) -> UpdatesReport:
         value = value or {}
         return cls(dict(value.get("applied", {})), tuple(value.get("revocation_lag_s", ())),
-                   float(value.get("updates_s", 0.0)))
+                   float(value.get("updates_s", 0.0)), tuple(value.get("propagation_lag_s", ())))
 
 
 class RunFiles:

@@ -109,7 +109,7 @@ def _detail(settings: Settings, user: BaseUser, entry_id: int) -> dict:
 
 def _source_view(settings: Settings, source: str) -> dict:
     engine = _engine(settings)
-    latest = metrics.latest_values(engine, source, settings.sync.freshness_slo_s)
+    latest = metrics.latest_values(engine, source, settings.sync.freshness_slo_s, settings.sync.run_deadline_min * 60)
     age = latest["freshness_s"]
     stamp = latest.get("last_success_timestamp_s")
     return {
@@ -119,9 +119,30 @@ def _source_view(settings: Settings, source: str) -> dict:
         "breached": bool(latest["freshness_slo_breached"]),
         "last_success": datetime.fromtimestamp(stamp, tz=UTC) if stamp else None,
         "quarantine_open": int(latest.get("quarantine_open", 0)),
+        "quarantine_oldest_s": latest.get("quarantine_oldest_age_seconds", 0.0),
         "documents_indexed": int(latest.get("documents_indexed_total", 0)),
+        "backlog": int(latest.get("backlog_documents", 0)),
+        "backlog_oldest_s": latest.get("backlog_oldest_age_seconds", 0.0),
+        "revocation_backlog": int(latest.get("revocation_backlog_documents", 0)),
+        "revocation_backlog_oldest_s": latest.get("revocation_backlog_oldest_age_seconds", 0.0),
+        "unfinished_runs": int(latest.get("unfinished_runs", 0)),
+        "propagation": _lag_view(latest, "propagation_lag_seconds"),
+        "revocation": _lag_view(latest, "revocation_lag_seconds"),
         "latest": {k: v for k, v in latest.items() if not math.isnan(v)},
     }
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else value
+
+
+def _lag_view(values: dict[str, float], name: str) -> dict:
+    """A lag histogram for the page: how many changes, and the bucket bounds of p50 and p95."""
+    def bound(q: float) -> str:
+        b = metrics.quantile_bound(values, name, q)
+        return "–" if b is None else "over 7 days" if math.isinf(b) else f"≤ {_human(b)}"
+
+    return {"count": int(values.get(f"{name}_count", 0)), "p50": bound(0.5), "p95": bound(0.95)}
 
 
 def _human(seconds: float | None) -> str:
@@ -146,7 +167,10 @@ def _charts(settings: Settings, source: str) -> list[Chart]:
         return {n: [r["values"].get(key.format(n)) for r in runs] for n in names}
 
     return [
-        line_chart("Lag, modification → indexed", labels, series(("p50", "p95", "max"), "lag_{}_s"), " s"),
+        line_chart("Lag per run: propagation p95 (bucket bound), longest revocation", labels, {
+            "propagation p95": [_finite(metrics.quantile_bound(r["values"], "propagation_lag_seconds", 0.95)) for r in runs],
+            "revocation max": [r["values"].get("revocation_lag_max_s") for r in runs],
+        }, " s"),
         line_chart("Documents per run", labels, series(("indexed", "quarantined", "deleted"))),
         line_chart("Chunks embedded and OCR pages per run", labels, series(("chunks_embedded", "ocr_pages"))),
         line_chart("Stage durations (summed over batches)", labels, series(metrics.STAGES, "stage_{}_s"), " s"),
@@ -224,7 +248,8 @@ def create_app() -> FastAPI:
     def prometheus(user=Depends(airflow_user)) -> PlainTextResponse:
         settings = _settings()
         return PlainTextResponse(
-            metrics.exposition(_engine(settings), settings.sync.freshness_slo_s, _readable(settings, user)),
+            metrics.exposition(_engine(settings), settings.sync.freshness_slo_s, _readable(settings, user),
+                               settings.sync.run_deadline_min * 60),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
@@ -266,8 +291,10 @@ def create_app() -> FastAPI:
         for name in _readable(settings, user):
             view = _source_view(settings, name)
             views.append(view | {"freshness": _human(view["freshness_s"]), "slo": _human(view["slo_s"]),
+                                 "ages": {k: _human(view[k]) for k in ("backlog_oldest_s", "revocation_backlog_oldest_s",
+                                                                        "quarantine_oldest_s")},
                                  "charts": _charts(settings, name)})
-        return HTMLResponse(render("monitoring", title="Freshness and lag", root=_root(request),
+        return HTMLResponse(render("monitoring", title="Freshness, lag and backlog", root=_root(request),
                                    user=user.get_name(), sources=views))
 
     return app

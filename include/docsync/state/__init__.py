@@ -6,13 +6,26 @@ statement on docsync's tables is a named function of this package:
 - :mod:`.schema`: the tables, the engine (created and migrated on first use), value helpers;
 - :mod:`.document_store`: documents and chunks, as the sync steps read and write them;
 - :mod:`.run_store`: runs, summaries, metric points, reconcile times;
-- :mod:`.review_store`: the quarantine and the monitoring/review queries.
+- :mod:`.review_store`: the quarantine and the monitoring/review queries;
+- :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history.
 
 The write step is the only writer of documents during a run; every write is one short transaction.
 """
 
 from __future__ import annotations
 
+from docsync.state.backlog_store import (
+    CONTENT,
+    REVOCATION,
+    backlog,
+    clear_pending,
+    metric_sums,
+    oldest_open_quarantine,
+    pending_since,
+    previous_scan_start,
+    replace_pending,
+    unfinished_run_count,
+)
 from docsync.state.document_store import (
     chunk_ids,
     delete_document,
@@ -63,6 +76,7 @@ from docsync.state.schema import (
     metadata,
     metric_points,
     path_hash,
+    pending,
     quarantine,
     quarantine_actions,
     runs,
@@ -71,9 +85,13 @@ from docsync.state.schema import (
 )
 
 __all__ = [
+    "CONTENT",
+    "REVOCATION",
     "as_utc",
+    "backlog",
     "chunk_ids",
     "chunks",
+    "clear_pending",
     "delete_document",
     "document_row",
     "document_state",
@@ -95,8 +113,13 @@ __all__ = [
     "mark_reconciled",
     "metadata",
     "metric_points",
+    "metric_sums",
+    "oldest_open_quarantine",
     "open_quarantine_count",
     "path_hash",
+    "pending",
+    "pending_since",
+    "previous_scan_start",
     "quarantine",
     "quarantine_actions",
     "quarantine_entries",
@@ -107,6 +130,7 @@ __all__ = [
     "recent_runs",
     "record_quarantine",
     "recorded_points",
+    "replace_pending",
     "resolve_quarantine",
     "run_metrics",
     "runs",
@@ -115,6 +139,7 @@ __all__ = [
     "source_names",
     "sources",
     "start_run",
+    "unfinished_run_count",
     "unfinished_runs",
     "unindex_document",
     "update_document",

@@ -77,6 +77,18 @@ metric_points = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Changes a plan has seen that are not applied to the index yet (the backlog): one row per
+# document, kept with the time the change was *first* detected across runs, so that a change
+# planned by a failed run, or deferred by a batch out of time, ages instead of restarting.
+pending = sa.Table(
+    "docsync_pending",
+    metadata,
+    sa.Column("source", sa.String(128), primary_key=True),
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # content (process in full) | revocation (acl, delete)
+    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 quarantine = sa.Table(
     "docsync_quarantine",
     metadata,

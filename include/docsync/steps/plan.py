@@ -158,6 +158,14 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
             f"(limit {settings.sync.max_delete_fraction:.0%}, DOCSYNC_MAX_DELETE_FRACTION). Nothing was changed. "
             "If the share is healthy and the deletion is intended, raise the limit for one run."
         )
+    planned_at = state.utcnow()
+    # The backlog: what this plan found to do, aged from when a change was first detected.
+    # A touch changes nothing searchable, so it is no backlog.
+    changes = {w.doc_id: state.CONTENT for w in work}
+    changes |= {u.doc_id: state.REVOCATION if u.kind is UpdateKind.ACL else state.CONTENT
+                for u in updates if u.kind is not UpdateKind.TOUCH}
+    changes |= {d.doc_id: state.REVOCATION for d in deletes}
+    state.replace_pending(ctx.engine, source.name, changes, planned_at)
     root_used = root or settings.source.root()
     batches = tuple(
         records.write(ctx.files.batch(n), Batch(run_id, source.name, root_used, n, tuple(work[i : i + settings.sync.batch_size])))
@@ -174,7 +182,7 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
         deleted=len(deletes),
     )
     staged = Plan(
-        run_id=run_id, source=source.name, root=root_used, planned_at=state.utcnow().isoformat(),
+        run_id=run_id, source=source.name, root=root_used, planned_at=planned_at.isoformat(),
         plan_s=round(time.perf_counter() - started, 3), batches=batches, updates=tuple(updates),
         deletes=tuple(deletes), counts=counts,
     )

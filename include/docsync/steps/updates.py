@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from docsync import index, quarantine, records, state
+from docsync import index, metrics, quarantine, records, state
 from docsync.context import RunContext
 from docsync.errors import AccessUnresolved
 from docsync.faults import crash_point
@@ -56,16 +56,27 @@ def apply_update(client: QdrantClient, conn: sa.Connection, collection: str, sou
 
 
 def apply_updates(settings: Settings, plan_ref: str) -> UpdatesReport:
-    """Deletes, then ACL-only changes, moves and touches of one plan."""
+    """Deletes, then ACL-only changes, moves and touches of one plan. Reports the revocation
+    lag of each deletion and ACL-only change (first detected -> applied: a change planned by a
+    failed run ages from when that run saw it) and the propagation lag of ACL changes and moves
+    (see :func:`docsync.metrics.propagation_lag`)."""
     started = time.perf_counter()
     plan = records.read_plan(plan_ref)
     if not plan.updates and not plan.deletes:
         return UpdatesReport({})
     ctx = RunContext(settings, plan.source, plan.run_id)
     source = ctx.source(plan.root)
-    detected = datetime.fromisoformat(plan.planned_at).timestamp()
+    planned = datetime.fromisoformat(plan.planned_at).timestamp()
+    first_detected = {
+        doc_id: at.timestamp()
+        for doc_id, at in state.pending_since(
+            ctx.engine, plan.source, [d.doc_id for d in plan.deletes] + [u.doc_id for u in plan.updates]
+        ).items()
+    }
+    last_scan = state.previous_scan_start(ctx.engine, plan.source, plan.run_id)
     applied: Counter = Counter()
     lags: list[float] = []
+    propagation: list[float] = []
     with index.open_index(settings) as client:
         index.ensure_collection(client, ctx.collection, index.is_local(settings))
         for gone in plan.deletes:
@@ -74,12 +85,22 @@ def apply_updates(settings: Settings, plan_ref: str) -> UpdatesReport:
             with ctx.engine.begin() as conn:
                 state.delete_document(conn, gone.doc_id)
                 quarantine.resolve(conn, source.name, gone.doc_id)
+                state.clear_pending(conn, source.name, [gone.doc_id])
             applied["deleted"] += 1
-            lags.append(time.time() - detected)
+            lags.append(time.time() - min(planned, first_detected.get(gone.doc_id, planned)))
         for update in sorted(plan.updates, key=lambda u: ORDER[u.kind]):
             with ctx.engine.begin() as conn:
                 outcome = apply_update(client, conn, ctx.collection, source, update)
+                state.clear_pending(conn, source.name, [update.doc_id])
             applied[outcome] += 1
+            now = time.time()
             if update.kind is UpdateKind.ACL:
-                lags.append(time.time() - detected)
-    return UpdatesReport(dict(applied), tuple(round(x, 3) for x in lags), round(time.perf_counter() - started, 3))
+                lags.append(now - min(planned, first_detected.get(update.doc_id, planned)))
+            if update.kind in (UpdateKind.ACL, UpdateKind.MOVE) and outcome != "gone":
+                lag = metrics.propagation_lag(now, update.entry.mtime_ns, last_scan)
+                if lag is not None:
+                    propagation.append(lag)
+    return UpdatesReport(
+        dict(applied), tuple(round(x, 3) for x in lags), round(time.perf_counter() - started, 3),
+        propagation_lag_s=tuple(round(x, 3) for x in propagation),
+    )

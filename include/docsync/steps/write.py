@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from docsync import index, quarantine, records, state, storage
+from docsync import index, metrics, quarantine, records, state, storage
 from docsync.context import RunContext
 from docsync.errors import Failure, Stage
 from docsync.faults import crash_point
@@ -53,6 +53,7 @@ def _quarantine(client: QdrantClient, conn: sa.Connection, collection: str, sour
     state.save_document(conn, _document_row(source, doc, "quarantined", first_seen, None) | {"chunk_count": 0}, [])
     quarantine.record(conn, source=source, doc_id=doc.doc_id, path=doc.path, failure=failure,
                       content_hash=doc.content_hash, preview=doc.preview)
+    state.clear_pending(conn, source, [doc.doc_id])  # counted as quarantined from now on
 
 
 def _commit(ctx: RunContext, client: QdrantClient, source: str, docs: list[DocResult],
@@ -63,6 +64,7 @@ def _commit(ctx: RunContext, client: QdrantClient, source: str, docs: list[DocRe
         state.save_document(conn, _document_row(source, doc, "indexed", first_seen_of.get(doc.doc_id) or now, now),
                             _chunk_rows(doc))
         quarantine.resolve(conn, source, doc.doc_id)
+        state.clear_pending(conn, source, [doc.doc_id])
 
     try:
         with ctx.engine.begin() as conn:
@@ -137,6 +139,9 @@ def write_batch(settings: Settings, result_ref: str, collection: str | None = No
         crash_point("write:before_state_commit")
         committed = _commit(ctx, client, source, ok_docs, first_seen_of, now)
     counts["quarantined"] += len(ok_docs) - len(committed)
+    # Propagation lag of changes made after docsync last looked (modified documents only: a
+    # new document is backlog of an initial load or a new share, not slow propagation).
+    last_scan = state.previous_scan_start(ctx.engine, source, result.run_id)
     lags: list[float] = []
     pii_counts: Counter = Counter()
     ocr_pages = 0
@@ -147,10 +152,13 @@ def write_batch(settings: Settings, result_ref: str, collection: str | None = No
         counts["chunks"] += len(doc.chunks)
         counts["chunks_embedded"] += len(doc.chunks) - n_reused + n_missing
         counts["chunks_reused"] += n_reused - n_missing
-        lags.append(max(0.0, now.timestamp() - doc.item.entry.mtime_ns / 1e9))
+        if doc.item.kind is WorkKind.MODIFIED:
+            lag = metrics.propagation_lag(now.timestamp(), doc.item.entry.mtime_ns, last_scan)
+            if lag is not None:
+                lags.append(round(lag, 3))
         pii_counts.update(doc.meta.pii_counts if doc.meta else {})
         ocr_pages += doc.meta.ocr_pages if doc.meta else 0
     return WriteReport(
-        counts=dict(counts), lags=tuple(lags), pii=dict(pii_counts),
+        counts=dict(counts), propagation_lag_s=tuple(lags), pii=dict(pii_counts),
         ocr_pages=ocr_pages, process_s=result.process_s, index_s=round(time.perf_counter() - started, 3),
     )
