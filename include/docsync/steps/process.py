@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docsync import limits, records, state
+from docsync import records, state
 from docsync.context import RunContext
 from docsync.deadlines import BatchBudget, deadline
 from docsync.errors import DocumentError, DocumentTimeout, Failure, Stage
@@ -115,8 +115,8 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
             try:
                 cut_by_batch = budget.left() < settings.sync.doc_timeout_s
                 with deadline(budget.document_s()):
-                    # a function, not a `with`: the memory watchdog's exception may land in an __exit__
-                    p = limits.run_limited(settings.sync.max_doc_memory_bytes, item.path, prepare, item, source, settings)
+                    # parse_document runs parsing/OCR under the per-document memory budget (limits)
+                    p = prepare(item, source, settings)
                 chunks = chunk_blocks(p.parsed.blocks, settings.sync.chunk_tokens, settings.sync.chunk_overlap)
             except DocumentTimeout as exc:
                 if cut_by_batch:  # the batch's budget ran out, not the document's own limit
