@@ -387,7 +387,8 @@ def test_access_reflects_the_current_permissions_not_a_listing_cache(tmp_path):
 
 def test_content_hash_is_streamed(tmp_path):
     import hashlib
-    import tracemalloc
+
+    from tests.support.memory import traced_peak
 
     root = tmp_path / "share"
     write(root, "small.txt", "hello")
@@ -402,12 +403,7 @@ def test_content_hash_is_streamed(tmp_path):
     with big.open("rb") as fh:
         while block := fh.read(2**20):
             expected.update(block)
-    tracemalloc.start()
-    try:
-        digest = source.content_hash("big.bin")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    digest, peak = traced_peak(lambda: source.content_hash("big.bin"))
     assert digest == expected.hexdigest()
     assert peak < 8 * 2**20, peak
 

@@ -349,21 +349,15 @@ def test_access_of_a_fresh_source_needs_no_listing(smb_share):
 
 
 def test_content_hash_is_streamed_over_smb(smb_share):
-    import tracemalloc
-
     from docsync.errors import DocumentError
+    from tests.support.memory import traced_peak
 
     _url, _user, _pw, local = smb_share
     payload = os.urandom(12 * 2**20 + 3)
     put(local, "big.bin", payload)
     src = source(smb_share)
     src.check_available()
-    tracemalloc.start()
-    try:
-        digest = src.content_hash("big.bin")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    digest, peak = traced_peak(lambda: src.content_hash("big.bin"))
     assert digest == hashlib.sha256(payload).hexdigest()
     assert peak < 8 * 2**20, peak
     with pytest.raises(DocumentError) as info:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from docsync import index, records, state, storage
 from docsync.context import RunContext
+from docsync.principals import canonical_form_tag
 from docsync.records import Batch, WorkItem, WorkKind
 from docsync.steps.plan import with_canonical_form
 from docsync.steps.process import process_batch
@@ -45,7 +46,8 @@ def _stage(settings: Settings, source_name: str, run_id: str, root: str | None) 
     ctx = RunContext(settings, source_name, run_id)
     source = ctx.source(root)
     source.check_available()
-    entries = {e.path: with_canonical_form(e) for e in source.list()}
+    tag = canonical_form_tag()
+    entries = {e.path: with_canonical_form(e, tag) for e in source.list()}
     known = state.load_documents(ctx.engine, source_name)
     items, missing = [], 0
     for path, row in sorted(known.items()):

@@ -61,10 +61,10 @@ def content_hash(source: Source, entry: SourceEntry, max_bytes: int) -> str:
         return ""
 
 
-def with_canonical_form(entry: SourceEntry) -> SourceEntry:
-    """The entry with the canonical-spelling settings in its access fingerprint (see
-    docsync.principals.canonical_form_tag): a change of them is an ACL-only update."""
-    tag = canonical_form_tag()
+def with_canonical_form(entry: SourceEntry, tag: str) -> SourceEntry:
+    """The entry with ``tag``, the canonical-spelling settings (computed once per listing with
+    docsync.principals.canonical_form_tag), in its access fingerprint: a change of them is an
+    ACL-only update."""
     return dataclasses.replace(entry, acl_fingerprint=f"{entry.acl_fingerprint}|{tag}") if tag else entry
 
 
@@ -96,7 +96,8 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
     ctx = RunContext(settings, settings.source.name, run_id)
     source = ctx.source(root)
     source.check_available()
-    entries = [with_canonical_form(entry) for entry in source.list() if _storable(entry.path)]
+    tag = canonical_form_tag()
+    entries = [with_canonical_form(entry, tag) for entry in source.list() if _storable(entry.path)]
     known = state.load_documents(ctx.engine, source.name)
     if not entries and known:
         raise SourceUnavailable(

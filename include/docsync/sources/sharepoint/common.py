@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from docsync.errors import Stage
 from docsync.sources.base import SourceReadError
 
 MANIFEST = "manifest.json"
@@ -19,7 +20,7 @@ FILES_DIR = "files"
 MAX_MANIFEST_BYTES = 1 << 30
 INCOMPLETE = "incomplete download; re-export it"
 FOLDER_FACETS = ("folder", "root", "package", "remoteItem")  # not documents (shortcuts not followed)
-SOURCE_STAGE = "source"  # an invalid manifest entry: quarantined, re-processed when the entry changes
+SOURCE_STAGE = Stage.SOURCE  # an invalid manifest entry: quarantined, re-processed when the entry changes
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
