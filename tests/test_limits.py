@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -336,3 +337,54 @@ def test_large_jpeg_is_decoded_at_a_reduced_scale_not_refused():
     image.save(buffer, "JPEG", quality=80)
     doc = parse_document(buffer.getvalue(), "photo.jpg", load_settings())
     assert doc.pages == 1 and "inventory" in doc.text.lower()
+
+
+_INTERRUPTED = r"""
+import resource, signal, sys
+from docsync import limits
+
+class Tick(Exception):
+    pass
+
+armed = [False]
+
+def tick(*_):
+    if armed[0]:
+        raise Tick()
+
+signal.signal(signal.SIGALRM, tick)
+before = resource.getrlimit(resource.RLIMIT_DATA)
+limits.run_limited(1 << 30, "first", sum, range(10))  # the process's watchdog starts here
+
+def attempt(delay):
+    armed[0] = True
+    signal.setitimer(signal.ITIMER_REAL, delay)
+    try:
+        limits.run_limited(1 << 30, "doc", lambda: limits.run_limited(1 << 30, "inner", sum, range(300)))
+    finally:
+        armed[0] = False
+
+interrupted = 0
+for i in range(int(sys.argv[1])):
+    try:
+        attempt(0.00005 * (i % 23 + 1))
+    except Tick:
+        interrupted += 1
+signal.setitimer(signal.ITIMER_REAL, 0)
+assert interrupted > 50, interrupted
+assert not limits.limited() and not limits._WINDOW
+assert resource.getrlimit(resource.RLIMIT_DATA) == before
+limits.run_limited(1 << 30, "after", sum, range(10))  # windows still open and close
+print("ok", interrupted)
+"""
+
+
+def test_exceptions_raised_asynchronously_never_leave_the_window_stuck():
+    """The document deadline (SIGALRM, re-firing) and the watchdog raise at any bytecode, also
+    inside run_limited's own bookkeeping. A lock left held there blocked a worker for good
+    (seen under load); here a timer interrupts thousands of calls at varied points."""
+    result = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED, "3000"], capture_output=True, text=True, timeout=120,
+        env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert result.returncode == 0 and result.stdout.startswith("ok"), result.stderr[-2000:]

@@ -19,8 +19,10 @@ from __future__ import annotations
 import ctypes
 import io
 import math
+import os
 import resource
 import threading
+import time
 from typing import TYPE_CHECKING, TypeVar
 
 from docsync.errors import DocumentError, Failure, Stage
@@ -239,9 +241,14 @@ def check_pdf(data: bytes, max_page_bytes: int, max_image_pixels: int, what: str
 
 # --- memory -----------------------------------------------------------------------------
 
-_LOCK = threading.Lock()
-_IDLE = threading.Condition(_LOCK)
-_active = 0  # windows open in this process (the limit is process-wide: only the first sets it)
+# Bookkeeping that an exception raised asynchronously (the watchdog below, the SIGALRM document
+# deadline of docsync.deadlines, which re-fires every second) cannot leave half-done: an
+# exception can arrive at any bytecode, also right after a lock was acquired and before the
+# `with` block that would release it exists, which left a worker blocked on its own lock for
+# good (seen under load). So no blocking lock: a set of open calls (add/discard are single,
+# atomic C calls) and a window owner taken without blocking.
+_OPEN: set[object] = set()  # run_limited calls in progress in this process
+_WINDOW: dict[str, _Window] = {}  # "open": the one open window (the limit is process-wide)
 
 
 def _data_bytes() -> int | None:
@@ -277,14 +284,21 @@ def memory_reason(what: str, max_bytes: int) -> str:
 
 
 def limited() -> bool:
-    """True while a :func:`run_limited` window is open in this process."""
-    return _active > 0
+    """True while a :func:`run_limited` call is in progress in this process."""
+    return bool(_OPEN)
 
 
 def wait_unlimited(timeout: float) -> bool:
-    """Wait until no :func:`run_limited` window is open (the embedder's retry uses this)."""
-    with _IDLE:
-        return _IDLE.wait_for(lambda: _active == 0, timeout=timeout)
+    """Wait until no :func:`run_limited` call is in progress (the embedder's retry uses this).
+
+    Polls rather than waiting on a condition: see ``_OPEN`` (a rare path, after an allocation
+    failure)."""
+    until = time.monotonic() + timeout
+    while _OPEN:
+        if time.monotonic() >= until:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 class MemoryBudgetExceeded(MemoryError):
@@ -299,52 +313,77 @@ def _raise_in(thread_id: int, exc_type: type[BaseException] | None) -> None:
     )
 
 
-class _Window(threading.Thread):
-    """One open memory window: sets ``RLIMIT_DATA`` and watches ``VmData``.
-
-    Over ``budget``, it raises :class:`MemoryBudgetExceeded` in the window's thread (delivered
-    at its next bytecode; during a long C call, once that returns), then waits half a second
-    before raising again (a library may swallow one).
-    """
-
-    INTERVAL_S = 0.02
+class _Window:
+    """One open memory window: ``RLIMIT_DATA`` set a little above the budget, and the budget
+    the watchdog holds the process's ``VmData`` to."""
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(name="docsync-memory-watchdog", daemon=True)
         self.target = threading.get_ident()
         self.max_bytes = max_bytes
-        self.budget: int | None = None
+        self.budget: int | None = None  # set once open: the watchdog ignores the window until then
         self.previous: tuple[int, int] | None = None
-        self.stopped = threading.Event()
 
     def open(self) -> None:
-        self.start()  # first: the watchdog's own stack counts in VmData too
         used = _data_bytes() or 0
-        self.budget = used + self.max_bytes
         previous = resource.getrlimit(resource.RLIMIT_DATA)
         soft = used + self.max_bytes + max(HARD_HEADROOM, self.max_bytes // 4)
         if previous[1] != resource.RLIM_INFINITY:
             soft = min(soft, previous[1])
         if previous[0] == resource.RLIM_INFINITY or soft < previous[0]:  # else: an operator's tighter limit stays
+            self.previous = previous  # first: close() restores it even if interrupted right here
             resource.setrlimit(resource.RLIMIT_DATA, (soft, previous[1]))
-            self.previous = previous
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.INTERVAL_S):
-            used = _data_bytes()
-            if self.budget is not None and used is not None and used > self.budget:
-                _raise_in(self.target, MemoryBudgetExceeded)
-                self.stopped.wait(0.5)
+        self.budget = used + self.max_bytes
 
     def close(self) -> None:
-        """Idempotent: stop watching, cancel an exception not yet delivered, restore the limit."""
-        self.stopped.set()
-        if self.is_alive():
-            self.join()
+        """Idempotent: cancel an exception not yet delivered, restore the limit."""
         _raise_in(self.target, None)
         if self.previous is not None:
             resource.setrlimit(resource.RLIMIT_DATA, self.previous)
             self.previous = None
+
+
+class _Watchdog(threading.Thread):
+    """One per process, started with the first window: watches ``VmData`` while a window is
+    open and, over its budget, raises :class:`MemoryBudgetExceeded` in the window's thread
+    (delivered at its next bytecode; during a long C call, once that returns), then waits
+    half a second before raising again (a library may swallow one).
+
+    Long-lived rather than a thread per window: starting and joining threads takes locks that
+    an asynchronous exception can leave held (see ``_OPEN``). It polls with ``time.sleep`` for
+    the same reason (no Event or Condition shared with the window's thread).
+    """
+
+    INTERVAL_S = 0.02
+    IDLE_S = 0.1
+
+    def __init__(self) -> None:
+        super().__init__(name="docsync-memory-watchdog", daemon=True)
+
+    def run(self) -> None:
+        while True:
+            window = _WINDOW.get("open")
+            if window is None or window.budget is None:
+                time.sleep(self.IDLE_S)
+                continue
+            used = _data_bytes()
+            if used is not None and used > window.budget and _WINDOW.get("open") is window:
+                _raise_in(window.target, MemoryBudgetExceeded)
+                time.sleep(0.5)
+            else:
+                time.sleep(self.INTERVAL_S)
+
+
+_WATCHDOG_PID = [0]  # the process whose watchdog runs (a forked child starts its own)
+
+
+def _ensure_watchdog() -> None:
+    """Start this process's watchdog once (again in a forked child: threads do not survive a
+    fork). Marked as started only once ``start`` returned: a start interrupted by an
+    asynchronous exception is retried by the next window (at worst two watchdogs, which
+    raise the same exception; never none)."""
+    if _WATCHDOG_PID[0] != os.getpid():
+        _Watchdog().start()
+        _WATCHDOG_PID[0] = os.getpid()
 
 
 def run_limited(max_bytes: int, what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -364,41 +403,42 @@ def run_limited(max_bytes: int, what: str, fn: Callable[..., T], *args: object, 
     clean-up; here the clean-up is retried by the caller-side ``except``.
 
     Nested or concurrent calls share the first one's window (the limit belongs to the
-    process). ``max_bytes <= 0`` disables it; so does a platform without ``/proc`` (the
+    process); nothing here blocks, so an exception raised asynchronously cannot leave a lock
+    held (see ``_OPEN``). ``max_bytes <= 0`` disables it; so does a platform without ``/proc`` (the
     pixel caps still apply). Other threads (the background embedder) share the budget while
     the window is open; the embedder retries an allocation failure once it has closed
     (:func:`wait_unlimited`).
     """
-    global _active
+    token = object()
     window = None
-    with _LOCK:
-        if max_bytes > 0 and _active == 0 and _data_bytes() is not None:
-            window = _Window(max_bytes)
-            window.open()
-        _active += 1
-    still_open = [True]
+    if max_bytes > 0 and _data_bytes() is not None:
+        _ensure_watchdog()
+        window = _Window(max_bytes)
     try:
         try:
+            _OPEN.add(token)
+            # setdefault is one atomic step: the first call in opens the window, the others
+            # (nested, or on other threads) run inside it.
+            if window is not None and _WINDOW.setdefault("open", window) is window:
+                window.open()
             return fn(*args, **kwargs)
         finally:
-            _leave(window, still_open)
+            _leave(window, token)
     except LimitExceeded:
         raise
     except BaseException as exc:
-        _leave(window, still_open)  # again, if a late watchdog exception interrupted it above
+        _leave(window, token)  # again, if a late asynchronous exception interrupted it above
         if max_bytes > 0 and caused_by_memory(exc):
             raise LimitExceeded(memory_reason(what, max_bytes), f"{type(exc).__name__}: {exc}"[:500]) from exc
         raise
 
 
-def _leave(window: _Window | None, still_open: list[bool]) -> None:
-    """Close a window once (safe to call again)."""
-    global _active
-    if window is not None:
+def _leave(window: _Window | None, token: object) -> None:
+    """End a call (and close its window if it opened the process's); safe to call again
+    after an interruption: every step is idempotent."""
+    if window is not None and _WINDOW.get("open") is window:
+        _WINDOW.pop("open", None)  # first: the watchdog stops looking at it
         window.close()
-    with _IDLE:
-        if still_open[0]:
-            still_open[0] = False
-            _active -= 1
-            if _active == 0:
-                _IDLE.notify_all()
+    elif window is not None and window.previous is not None:
+        window.close()  # interrupted between the two steps above
+    _OPEN.discard(token)
