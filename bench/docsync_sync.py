@@ -31,10 +31,6 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["DOCSYNC_HOME"] = args.home
     os.environ["DOCSYNC_FILESHARE_ROOT"] = args.share  # the share under test is the configured root
-    if args.profile:
-        # Under cProfile the per-document memory window (docsync.limits) hangs in its lock (seen
-        # 2026-12-02, not reproduced without the profiler): profiled runs go without it.
-        os.environ["DOCSYNC_MAX_DOC_MEMORY_MB"] = "0"
     for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH"):
         os.environ.pop(var, None)
 
