@@ -157,14 +157,14 @@ class DirectorySettings:
     """The LDAP/AD directory (or LDIF export) that a user's groups come from (docsync.directory)."""
 
     name: str = "directory"  # DOCSYNC_DIRECTORY_NAME: names the snapshot in the state store and the metrics
-    url: str | None = None  # ldap://host[:port] (StartTLS by default) or ldaps://host[:port]
-    conn_id: str = "docsync_directory"  # Airflow connection of the directory_sync DAG (host, login, password, extra)
+    # The Airflow connection of the directory: host, port, login (bind DN), password; its extra may
+    # override the settings below. Credentials live there (or in a secrets backend), never here.
+    conn_id: str = "docsync_directory"
     base_dn: str = ""
-    bind_dn: str | None = None
-    bind_password: str | None = field(default=None, repr=False)
     tls: str = "starttls"  # starttls | ldaps | none (plain LDAP: only for a directory on this host)
     ca_file: str | None = None  # CA bundle that signed the directory's certificate (default: the system's)
-    user_filter: str = "(&(|(objectClass=user)(objectClass=inetOrgPerson)(objectClass=posixAccount))(!(objectClass=computer)))"
+    # AD users (not computers, not contacts) or OpenLDAP accounts; a clause a directory does not know is just false
+    user_filter: str = "(|(&(objectCategory=person)(objectClass=user))(objectClass=inetOrgPerson)(objectClass=posixAccount))"
     group_filter: str = "(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
     page_size: int = 500
     ldif_path: str | None = None  # read this LDIF export instead of a server
@@ -310,11 +310,8 @@ def load_settings() -> Settings:
         ),
         directory=DirectorySettings(
             name=_env("DOCSYNC_DIRECTORY_NAME", "directory"),
-            url=_env("DOCSYNC_DIRECTORY_URL", "") or None,
             conn_id=_env("DOCSYNC_DIRECTORY_CONN_ID", "docsync_directory"),
             base_dn=_env("DOCSYNC_DIRECTORY_BASE_DN", ""),
-            bind_dn=_env("DOCSYNC_DIRECTORY_BIND_DN", "") or None,
-            bind_password=_env("DOCSYNC_DIRECTORY_BIND_PASSWORD", "") or None,
             tls=_choice("DOCSYNC_DIRECTORY_TLS", "starttls", ("starttls", "ldaps", "none")),
             ca_file=_env("DOCSYNC_DIRECTORY_CA_FILE", "") or None,
             user_filter=_env("DOCSYNC_DIRECTORY_USER_FILTER", DirectorySettings.user_filter),

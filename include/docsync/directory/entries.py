@@ -26,7 +26,8 @@ ATTRIBUTES = (
     "userAccountControl", "accountExpires", "shadowExpire", "pwdAccountLockedTime", "objectGUID", "entryUUID",
     "uSNChanged", "whenChanged", "modifyTimestamp",
 )
-USER_CLASSES = frozenset({"user", "person", "inetorgperson", "posixaccount", "organizationalperson"})
+# Accounts someone logs in with: AD's `user` (not `contact`, also a person), OpenLDAP's account classes.
+USER_CLASSES = frozenset({"user", "inetorgperson", "posixaccount"})
 GROUP_CLASSES = frozenset({"group", "groupofnames", "groupofuniquenames", "posixgroup"})
 ACCOUNTDISABLE = 0x2  # AD userAccountControl bit
 _AD_NEVER = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires values meaning "never"
@@ -190,7 +191,8 @@ def entry_from_attributes(dn: str, attributes: dict[str, list]) -> DirectoryEntr
     kind = GROUP if classes & GROUP_CLASSES else USER if classes & USER_CLASSES else None
     if kind is None:
         return None
-    name = _first(attrs, "sAMAccountName") or (_first(attrs, "uid") if kind == USER else None) or _first(attrs, "cn")
+    # a user is its login name (never its display cn); a group its account name, else its cn
+    name = _first(attrs, "sAMAccountName") or (_first(attrs, "uid") if kind == USER else _first(attrs, "cn"))
     try:
         principal = canonical_principal(f"{kind}:{_text(name)}") if name is not None else None
     except InvalidPrincipal:

@@ -30,8 +30,7 @@ class DirectoryUnreachable(RuntimeError):
 
 @dataclass(frozen=True)
 class LdapConfig:
-    """Where and how to read: built from settings (:meth:`from_settings`) or from an Airflow
-    Connection (``docsync.directory.connection_config``)."""
+    """Where and how to read; :func:`connection_config` builds it from the Airflow connection."""
 
     url: str  # ldap://host[:port] or ldaps://host[:port]
     base_dn: str
@@ -45,16 +44,45 @@ class LdapConfig:
     timeout_s: int = 30
 
     @classmethod
-    def from_settings(cls, settings: DirectorySettings, **changes: object) -> LdapConfig:
-        values = {
-            "url": settings.url or "", "base_dn": settings.base_dn, "bind_dn": settings.bind_dn,
-            "password": settings.bind_password, "tls": settings.tls, "ca_file": settings.ca_file,
-            "user_filter": settings.user_filter, "group_filter": settings.group_filter, "page_size": settings.page_size,
-        } | {k: v for k, v in changes.items() if v is not None}
-        return cls(**values)
+    def from_connection(cls, conn: object, settings: DirectorySettings) -> LdapConfig:
+        """From an Airflow Connection: host, port, login (bind DN), password, and in its extra
+        ``base_dn``, ``tls`` (starttls | ldaps | none), ``ca_file``, ``user_filter``,
+        ``group_filter``, ``page_size``; what the extra leaves out comes from the settings."""
+        extra = dict(getattr(conn, "extra_dejson", None) or {})
+        tls = str(extra.get("tls") or settings.tls).strip().lower()
+        if tls not in ("starttls", "ldaps", "none"):
+            raise DirectoryUnreachable(f"Airflow connection {settings.conn_id!r}: extra 'tls' must be starttls, "
+                                       f"ldaps or none, not {tls!r}")
+        host = getattr(conn, "host", None) or ""
+        port = getattr(conn, "port", None)
+        url = f"{'ldaps' if tls == 'ldaps' else 'ldap'}://{host}" + (f":{port}" if port else "")
+        return cls(
+            url=url, tls=tls, bind_dn=getattr(conn, "login", None) or None,
+            password=getattr(conn, "password", None) or None, base_dn=extra.get("base_dn") or settings.base_dn,
+            ca_file=extra.get("ca_file") or settings.ca_file,
+            user_filter=extra.get("user_filter") or settings.user_filter,
+            group_filter=extra.get("group_filter") or settings.group_filter,
+            page_size=int(extra.get("page_size") or settings.page_size),
+        )
 
     def tls_mode(self) -> str:
         return "ldaps" if urlsplit(self.url).scheme.lower() == "ldaps" else self.tls
+
+
+def connection_config(settings: DirectorySettings) -> LdapConfig:
+    """The directory's Airflow connection (DOCSYNC_DIRECTORY_CONN_ID) as an :class:`LdapConfig`:
+    inside a task through Airflow's API, elsewhere (the CLI) from ``AIRFLOW_CONN_<ID>`` or the
+    configured secrets backend."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(settings.conn_id)
+    except AirflowNotFoundException as exc:
+        raise DirectoryUnreachable(
+            f"no Airflow connection {settings.conn_id!r} (DOCSYNC_DIRECTORY_CONN_ID): create it with the directory's "
+            "host, bind DN and password (README, 'Directory groups'), or set DOCSYNC_DIRECTORY_LDIF") from exc
+    return LdapConfig.from_connection(conn, settings)
 
 
 def _server(config: LdapConfig):  # -> ldap3.Server
@@ -63,7 +91,7 @@ def _server(config: LdapConfig):  # -> ldap3.Server
     parts = urlsplit(config.url)
     if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
         raise DirectoryUnreachable(f"directory URL {config.url!r} is not ldap://host[:port] or ldaps://host[:port]: "
-                                   "set DOCSYNC_DIRECTORY_URL or the host of the Airflow connection")
+                                   "set the host of the Airflow connection DOCSYNC_DIRECTORY_CONN_ID")
     mode = config.tls_mode()
     tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=config.ca_file) if mode != "none" else None
     port = parts.port or (636 if mode == "ldaps" else 389)
@@ -112,7 +140,8 @@ def read_ldap(config: LdapConfig) -> list[DirectoryEntry]:
     except (LDAPException, OSError, ssl.SSLError) as exc:
         raise DirectoryUnreachable(
             f"{where} could not be read: {type(exc).__name__}: {exc}. The last good snapshot stays in force; check "
-            "the host, port, TLS (DOCSYNC_DIRECTORY_TLS, DOCSYNC_DIRECTORY_CA_FILE), the bind account and its password"
+            "the directory's Airflow connection (host, port, login, password; tls and ca_file in its extra, or "
+            "DOCSYNC_DIRECTORY_TLS / DOCSYNC_DIRECTORY_CA_FILE) and that the directory answers"
         ) from exc
     log.info("%s: read %d users and groups", where, len(entries))
     return entries

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from docsync import state
 from docsync.directory.graph import effective_sets
-from docsync.directory.ldap_reader import DirectoryUnreachable, LdapConfig, read_ldap
+from docsync.directory.ldap_reader import DirectoryUnreachable, LdapConfig, connection_config, read_ldap
 from docsync.directory.ldif_reader import LdifError, read_ldif
 from docsync.exposition import histogram, samples_for, write_textfile
 from docsync.principals import EVERYONE, canonical_form_tag
@@ -41,7 +41,7 @@ def unknown_user_principals(settings: Settings) -> tuple[str, ...]:
 
 def read_directory(settings: Settings, config: LdapConfig | None = None) -> list[DirectoryEntry]:
     """The whole directory: the LDIF export of DOCSYNC_DIRECTORY_LDIF, else the LDAP server
-    (``config``, or one built from the settings). Raises :class:`DirectoryUnreachable`."""
+    (``config``, or the directory's Airflow connection). Raises :class:`DirectoryUnreachable`."""
     path = settings.directory.ldif_path
     if path and config is None:
         try:
@@ -49,7 +49,7 @@ def read_directory(settings: Settings, config: LdapConfig | None = None) -> list
         except (OSError, LdifError, UnicodeDecodeError) as exc:
             raise DirectoryUnreachable(f"directory export {path} could not be read: {exc}. The last good snapshot "
                                        "stays in force; replace the file with a complete export") from exc
-    return read_ldap(config or LdapConfig.from_settings(settings.directory))
+    return read_ldap(config or connection_config(settings.directory))
 
 
 def _merge_histogram(total: dict, run: dict) -> dict:
@@ -123,6 +123,12 @@ def sync_directory(settings: Settings, config: LdapConfig | None = None) -> dict
     name = settings.directory.name
     try:
         entries = read_directory(settings, config)
+        if not any(e.kind == "user" for e in entries):
+            # A wrong base DN or filter, or an account that may read nothing, looks like an empty
+            # directory: keep the last good snapshot and alert rather than forget every user.
+            raise DirectoryUnreachable(
+                f"directory {name!r} returned no users: check the base DN, DOCSYNC_DIRECTORY_USER_FILTER and that "
+                "the bind account may read users and groups; the last good snapshot stays in force")
     except DirectoryUnreachable as exc:
         state.record_failure(engine, name, str(exc))
         emit_metrics(settings)

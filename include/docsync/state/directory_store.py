@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from docsync.faults import crash_point
 from docsync.state.schema import as_utc, dumps, metadata, utcnow
 
 if TYPE_CHECKING:
@@ -138,3 +139,4 @@ def apply_snapshot(
             form_tag=status.get("form_tag", ""), stats=dumps(status.get("stats", {})),
             revocation_lag=dumps(status.get("revocation_lag", {})),
         )
+        crash_point("directory:before_commit")  # the crash test: nothing of this snapshot may stay
