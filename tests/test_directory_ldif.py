@@ -93,6 +93,7 @@ def test_cli_sync_and_principals(ldif_env, tmp_path, capsys):
     assert "not a user" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two CLI processes, ~4 s
 def test_a_sync_killed_before_its_commit_keeps_the_last_snapshot(ldif_env, tmp_path):
     before, after = tmp_path / "before.ldif", tmp_path / "after.ldif"
     before.write_text(SEED)
@@ -124,3 +125,21 @@ def test_unreadable_export_keeps_the_last_snapshot(ldif_env, tmp_path):
     with pytest.raises(directory.DirectoryUnreachable, match="could not be read"):
         directory.sync_directory(ldif_env.replace(directory_ldif_path=str(path)))
     assert effective_principals("carol", ldif_env) == EXPECTED["user:carol"]
+
+
+def test_a_snapshot_from_other_principal_domains_is_not_used_until_resynced(ldif_env, tmp_path, monkeypatch):
+    """Changing DOCSYNC_PRINCIPAL_DOMAINS changes spellings: the old snapshot is refused (not
+    guessed at), and the next sync rewrites it whole."""
+    path = tmp_path / "seed.ldif"
+    path.write_text(SEED + "\ndn: uid=gus,ou=people,dc=corp,"
+                    "dc=example\nobjectClass: inetOrgPerson\nuid: gus@corp.example\ncn: Gus\nsn: G\n")
+    settings = ldif_env.replace(directory_ldif_path=str(path))
+    directory.sync_directory(settings)
+    assert effective_principals("gus@corp.example", settings) == ["everyone", "user:gus@corp.example"]
+    monkeypatch.setenv("DOCSYNC_PRINCIPAL_DOMAINS", "corp.example")
+    with pytest.raises(directory.DirectoryUnavailable, match="DOCSYNC_PRINCIPAL_DOMAINS"):
+        effective_principals("alice", settings)
+    report = directory.sync_directory(settings)
+    assert report["entries_changed"] == 12 and report["revocations"] == 0
+    assert effective_principals("gus", settings) == ["everyone", "user:gus"]  # gus@corp.example is gus now
+    assert effective_principals("alice", settings) == EXPECTED["user:alice"]

@@ -66,7 +66,14 @@ def effective_sets(entries: Iterable[DirectoryEntry]) -> dict[str, tuple[str, ..
             for name in (entry.principal, *entry.aliases):
                 claims[name].add(entry.key)
     ambiguous = {name for name, keys in claims.items() if len(keys) > 1}
-    memo: dict[frozenset[str], frozenset[str]] = {}
+    reach: dict[str, frozenset[str]] = {}  # group key -> principals of the group and all above it
+
+    def principals_above(group: str) -> frozenset[str]:
+        if group not in reach:  # one walk per group, shared by all its members
+            keys = group_closure([group], parents) | {group}
+            reach[group] = frozenset(items[k].principal for k in keys)
+        return reach[group]
+
     out: dict[str, tuple[str, ...]] = {}
     for name, keys in claims.items():
         if name in ambiguous:
@@ -77,10 +84,7 @@ def effective_sets(entries: Iterable[DirectoryEntry]) -> dict[str, tuple[str, ..
         if user.disabled:
             out[name] = ()
             continue
-        direct = frozenset(parents.get(user.key, ()))
-        if direct not in memo:  # users sharing their direct groups share the walk
-            reached = group_closure([user.key], parents)
-            memo[direct] = frozenset(items[k].principal for k in reached)
+        groups = set().union(*(principals_above(g) for g in parents.get(user.key, ())))
         # a name another entry also claims is no principal of this user (fail closed)
-        out[name] = tuple(sorted({user.principal, *user.aliases, *memo[direct], EVERYONE} - ambiguous))
+        out[name] = tuple(sorted({user.principal, *user.aliases, *groups, EVERYONE} - ambiguous))
     return out

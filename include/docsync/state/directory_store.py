@@ -105,6 +105,11 @@ def record_failure(engine: Engine, directory: str, error: str) -> None:
         _upsert_status(conn, directory, attempted_at=utcnow(), failures=failures + 1, last_error=error[:2000])
 
 
+def _delete(conn: sa.Connection, table: sa.Table, column: sa.Column, directory: str, keys: list[str]) -> None:
+    for start in range(0, len(keys), 500):
+        conn.execute(sa.delete(table).where(table.c.directory == directory, column.in_(keys[start:start + 500])))
+
+
 def apply_snapshot(
     engine: Engine,
     directory: str,
@@ -118,22 +123,17 @@ def apply_snapshot(
     good, all in one transaction (``status``: form_tag, stats, revocation_lag, synced_at)."""
     now = utcnow()
     with engine.begin() as conn:
-        for key in deleted_entries:
-            conn.execute(sa.delete(directory_entries).where(
-                directory_entries.c.directory == directory, directory_entries.c.entry_key == key))
-        for key, row in entries.items():
-            conn.execute(sa.delete(directory_entries).where(
-                directory_entries.c.directory == directory, directory_entries.c.entry_key == key))
-            conn.execute(sa.insert(directory_entries).values(
-                directory=directory, entry_key=key, kind=row["kind"], data=dumps(row)))
-        for name in deleted_names:
-            conn.execute(sa.delete(directory_principals).where(
-                directory_principals.c.directory == directory, directory_principals.c.name == name))
-        for name, principals in principal_sets.items():
-            conn.execute(sa.delete(directory_principals).where(
-                directory_principals.c.directory == directory, directory_principals.c.name == name))
-            conn.execute(sa.insert(directory_principals).values(
-                directory=directory, name=name, principals=json.dumps(list(principals))))
+        # changed rows are deleted and inserted again: one statement per 500 keys, one executemany
+        _delete(conn, directory_entries, directory_entries.c.entry_key, directory, [*deleted_entries, *entries])
+        if entries:
+            conn.execute(sa.insert(directory_entries), [
+                {"directory": directory, "entry_key": key, "kind": row["kind"], "data": dumps(row)}
+                for key, row in entries.items()])
+        _delete(conn, directory_principals, directory_principals.c.name, directory, [*deleted_names, *principal_sets])
+        if principal_sets:
+            conn.execute(sa.insert(directory_principals), [
+                {"directory": directory, "name": name, "principals": json.dumps(list(principals))}
+                for name, principals in principal_sets.items()])
         _upsert_status(
             conn, directory, attempted_at=now, synced_at=status.get("synced_at", now), failures=0, last_error="",
             form_tag=status.get("form_tag", ""), stats=dumps(status.get("stats", {})),
