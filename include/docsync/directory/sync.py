@@ -4,9 +4,9 @@ state.directory_store). A directory that cannot be read leaves the last good sna
 and is counted; its age is a metric and DocsyncDirectorySnapshotStale alerts on it.
 
 Revocation lag: for each user who lost a principal, the seconds from the directory change that
-removed it (the changed entry's whenChanged/modifyTimestamp, not before the previous successful
-sync: a change made earlier would have been seen then) to the snapshot that applied it. From
-then on the query side no longer grants it; no document is re-indexed."""
+removed it (the changed entry's whenChanged/modifyTimestamp, not before the read of the previous
+good snapshot began: a change made earlier would have been seen then) to the snapshot that
+applied it. From then on the query side no longer grants it; no document is re-indexed."""
 
 from __future__ import annotations
 
@@ -87,9 +87,12 @@ def _revocation_lags(old_rows: dict[str, dict], new_rows: dict[str, dict], old_s
 
 
 def store_snapshot(engine: Engine, directory: str, entries: list[DirectoryEntry],
-                   unknown: tuple[str, ...] = (EVERYONE,)) -> dict:
-    """Diff ``entries`` against the stored snapshot and store the changes in one transaction."""
+                   unknown: tuple[str, ...] = (EVERYONE,), read_at: datetime | None = None) -> dict:
+    """Diff ``entries`` (read from the directory at ``read_at``, default now) against the stored
+    snapshot and store the changes in one transaction. The snapshot is as old as its read: a
+    change made after the read started may be missing, so the next run's lags count from there."""
     now = state.utcnow()
+    read_at = read_at or now
     status = state.snapshot_status(engine, directory) or {}
     stored_rows = old_rows = state.load_entries(engine, directory)
     new_rows = {e.key: e.to_row() for e in entries}
@@ -107,13 +110,13 @@ def store_snapshot(engine: Engine, directory: str, entries: list[DirectoryEntry]
     state.apply_snapshot(
         engine, directory, changed, stored_rows.keys() - new_rows.keys(), changed_sets,
         stored_sets.keys() - new_sets.keys(),
-        {"form_tag": tag, "stats": stats, "synced_at": now,
+        {"form_tag": tag, "stats": stats, "synced_at": read_at,
          "revocation_lag": _merge_histogram(status.get("revocation_lag") or {}, histogram(lags))},
     )
     return {"directory": directory, **stats, "entries_changed": len(changed),
             "entries_removed": len(stored_rows.keys() - new_rows.keys()), "names_changed": len(changed_sets),
             "revocations": len(lags), "revocation_lag_max_s": round(max(lags, default=0.0), 3),
-            "synced_at": now.isoformat()}
+            "synced_at": read_at.isoformat()}
 
 
 def sync_directory(settings: Settings, config: LdapConfig | None = None) -> dict:
@@ -121,6 +124,7 @@ def sync_directory(settings: Settings, config: LdapConfig | None = None) -> dict
     snapshot, write the metrics and re-raise :class:`DirectoryUnreachable`."""
     engine = state.get_engine(settings.state_url)
     name = settings.directory.name
+    read_at = state.utcnow()
     try:
         entries = read_directory(settings, config)
         if not any(e.kind == "user" for e in entries):
@@ -134,7 +138,7 @@ def sync_directory(settings: Settings, config: LdapConfig | None = None) -> dict
         emit_metrics(settings)
         log.error("directory sync of %r failed: %s", name, exc)
         raise
-    report = store_snapshot(engine, name, entries, unknown_user_principals(settings))
+    report = store_snapshot(engine, name, entries, unknown_user_principals(settings), read_at)
     emit_metrics(settings)
     log.info("directory sync of %r: %s", name, report)
     return report

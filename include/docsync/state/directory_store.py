@@ -44,7 +44,7 @@ directory_snapshots = sa.Table(
     "docsync_directory_snapshots",
     metadata,
     sa.Column("directory", sa.String(128), primary_key=True),
-    sa.Column("synced_at", sa.DateTime(timezone=True)),  # last good snapshot stored
+    sa.Column("synced_at", sa.DateTime(timezone=True)),  # when the read of the last good snapshot began
     sa.Column("attempted_at", sa.DateTime(timezone=True)),
     sa.Column("failures", sa.Integer, nullable=False, default=0),  # consecutive failed syncs
     sa.Column("last_error", sa.Text, nullable=False, default=""),
