@@ -30,7 +30,9 @@ export DOCSYNC_FILESHARE_ROOT ?= $(CURDIR)/.demo/corpus
 APT_RUN := tesseract-ocr poppler-utils libmagic1
 # prometheus: for its promtool (`promtool check/test rules`, tests/test_alerts.py); its server is
 # stopped and disabled right after installation (the `apt` target), so that it never listens.
-APT_TEST := samba smbclient chromium redis-server strace acl prometheus
+# slapd + ldap-utils: the directory tests start their own slapd (tests/support/slapd_server.py);
+# the system's is stopped and disabled the same way.
+APT_TEST := samba smbclient chromium redis-server strace acl prometheus slapd ldap-utils
 
 .PHONY: help setup apt venv run demo-corpus airflow-init test test-fast lint bench clean
 
@@ -54,6 +56,9 @@ apt:
 	    for svc in prometheus prometheus-node-exporter; do \
 	      $$SUDO systemctl disable --now $$svc >/dev/null 2>&1 || $$SUDO service $$svc stop >/dev/null 2>&1 || true; \
 	    done;; \
+	  esac; \
+	  case " $$missing " in *" slapd "*) \
+	    $$SUDO systemctl disable --now slapd >/dev/null 2>&1 || $$SUDO service slapd stop >/dev/null 2>&1 || true;; \
 	  esac; \
 	fi
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 apply_offline_env()
 
-# The Samba fixtures (samba_server, smb_share) for every test module that asks for them.
-pytest_plugins = ["tests.support.smb_server"]
+# The Samba fixtures (samba_server, smb_share) and slapd (slapd_server) for every test module that asks.
+pytest_plugins = ["tests.support.smb_server", "tests.support.slapd_server"]
 
 
 @pytest.fixture()
@@ -90,8 +90,8 @@ E2E_TESTS = {
     ("test_steps", "test_revocations_are_applied_before_processing"),
     ("test_egress", "test_sync_opens_no_connection_beyond_this_machine"),
 }
-# Fixtures that need a service process: PostgreSQL (pg_url), smbd (samba_server, smb_share).
-SERVICE_FIXTURES = {"pg_url", "samba_server", "smb_share"}
+# Fixtures that need a service process: PostgreSQL (pg_url), smbd (samba_server, smb_share), slapd.
+SERVICE_FIXTURES = {"pg_url", "samba_server", "smb_share", "slapd_server"}
 # Modules that talk to a service without one of those fixtures (test_celery: Redis, PostgreSQL).
 SERVICE_MODULES = {"test_celery"}
 # Tests without services that still take 4-40 s each on a 2-core machine (measured): deadlines

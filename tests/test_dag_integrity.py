@@ -29,6 +29,7 @@ def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
     assert "fileshare_sync" in dagbag.dags
     assert "sharepoint_sync" in dagbag.dags
+    assert "directory_sync" in dagbag.dags
 
 
 def test_every_task_retries(dagbag):
@@ -57,6 +58,16 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     assert tasks["finalize"].trigger_rule == "none_failed"
     assert [a.name for a in tasks["finalize"].outlets] == [asset]
     assert dag.max_active_runs == 1 and dag.catchup is False
+
+
+def test_shape_of_the_directory_dag(dagbag):
+    """One task, retried, one run at a time; credentials come from the Airflow connection, so the
+    DAG file names none (tests/test_directory_ldap.py runs its task against slapd)."""
+    dag = dagbag.dags["directory_sync"]
+    assert [t.task_id for t in dag.tasks] == ["sync_directory"]
+    assert "directory" in dag.tags and dag.max_active_runs == 1 and dag.catchup is False
+    assert dag.tasks[0].retries >= 1
+    assert "password" not in (REPO / "dags" / "directory_sync.py").read_text().lower()
 
 
 @pytest.mark.parametrize("dag_id", ["fileshare_sync", "sharepoint_sync"])

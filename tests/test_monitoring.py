@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from docsync import metrics, state
 from docsync.config import load_settings
+from docsync.directory import sync_directory
 from docsync.pipeline import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +41,11 @@ def synced(tmp_path_factory):
         mp.delenv(var, raising=False)
     settings = load_settings().with_overrides(source_name="mon", fileshare_root=str(share))
     summary = run_sync(settings, root=str(share))
+    # and a directory sync (docsync.directory) from a small LDIF export: its metrics too
+    (tmp / "directory.ldif").write_text(
+        "dn: uid=ann,dc=x\nobjectClass: inetOrgPerson\nuid: ann\ncn: Ann\nsn: A\n\n"
+        "dn: cn=ops,dc=x\nobjectClass: groupOfNames\ncn: ops\nmember: uid=ann,dc=x\n")
+    sync_directory(settings.replace(directory_ldif_path=str(tmp / "directory.ldif")))
     yield settings, summary
     mp.undo()
     state.get_engine.cache_clear()
@@ -193,7 +199,8 @@ def test_histograms_are_well_formed_exposition():
     from prometheus_client.parser import text_string_to_metric_families
 
     flat = metrics.flatten({"propagation_lag_seconds": metrics.histogram([30.0, 4000.0, 9e6]),
-                            "revocation_lag_seconds": metrics.histogram([5.0])})
+                            "revocation_lag_seconds": metrics.histogram([5.0]),
+                            "directory_revocation_lag_seconds": metrics.histogram([70.0])})
     text = metrics.render(metrics.samples_for("share", flat) + metrics.samples_for("other", flat))
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert set(families) == set(metrics.HISTOGRAMS)

@@ -86,14 +86,42 @@ def cmd_search(args: argparse.Namespace) -> int:
     from docsync.embed import embed_texts
 
     settings = _settings(args)
+    if args.user and args.principal:
+        raise ValueError("search: give --user or --principal, not both")
+    vector = embed_texts([args.query])[0]
     with index.open_index(settings) as client:
-        hits = index.search(client, settings.collection(), embed_texts([args.query])[0], args.principal, args.limit)
+        if args.user:
+            hits = index.search(client, settings.collection(), vector, limit=args.limit, user=args.user)
+        else:
+            hits = index.search(client, settings.collection(), vector, args.principal, args.limit)
     rows = [
         {"score": round(h.score, 3), "path": h.payload["path"], "page": h.payload.get("page"),
          "allowed": h.payload["allowed_principals"], "text": h.payload["text"][:300]}
         for h in hits
     ]
     _print(rows, True)
+    return 0
+
+
+def cmd_principals(args: argparse.Namespace) -> int:
+    from docsync.directory import effective_principals
+
+    principals = effective_principals(args.user, load_settings())
+    if args.json:
+        _print(principals, True)
+    else:
+        print("\n".join(principals) if principals else "(no principals: the account is disabled or ambiguous, "
+              "or DOCSYNC_DIRECTORY_UNKNOWN_USER=none)")
+    return 0
+
+
+def cmd_directory_sync(args: argparse.Namespace) -> int:
+    from docsync.directory import sync_directory
+
+    settings = load_settings()
+    if args.ldif:
+        settings = settings.replace(directory_ldif_path=args.ldif)
+    _print(sync_directory(settings), args.json)
     return 0
 
 
@@ -167,9 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="ACL-filtered semantic search")
     p.add_argument("query")
     p.add_argument("--principal", action="append", default=[], help="user:<name>, group:<name> (repeatable)")
+    p.add_argument("--user", help="search as this directory user (its effective principals; see `docsync principals`)")
     p.add_argument("--limit", type=int, default=3)
     p.add_argument("--source")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("principals", help="a user's effective principals from the directory snapshot")
+    p.add_argument("user", help="user:<name>, <name>, DOMAIN\\<name> or <name>@<domain>")
+    p.set_defaults(func=cmd_principals)
+
+    p = sub.add_parser("directory-sync", help="read the directory (DOCSYNC_DIRECTORY_*) and store its snapshot")
+    p.add_argument("--ldif", help="read this LDIF export instead of the LDAP server")
+    p.set_defaults(func=cmd_directory_sync)
 
     p = sub.add_parser("status", help="freshness and the last run's summary")
     p.add_argument("--source")

@@ -152,8 +152,35 @@ class SyncSettings:
     run_deadline_min: float = 360.0  # a run not finished this long after it was queued missed its deadline
 
 
+@dataclass(frozen=True)
+class DirectorySettings:
+    """The LDAP/AD directory (or LDIF export) that a user's groups come from (docsync.directory)."""
+
+    name: str = "directory"  # DOCSYNC_DIRECTORY_NAME: names the snapshot in the state store and the metrics
+    # The Airflow connection of the directory: host, port, login (bind DN), password; its extra may
+    # override the settings below. Credentials live there (or in a secrets backend), never here.
+    conn_id: str = "docsync_directory"
+    base_dn: str = ""
+    tls: str = "starttls"  # starttls | ldaps | none (plain LDAP: only for a directory on this host)
+    ca_file: str | None = None  # CA bundle that signed the directory's certificate (default: the system's)
+    # AD users (not computers, not contacts) or OpenLDAP accounts; a clause a directory does not know is just false
+    user_filter: str = "(|(&(objectCategory=person)(objectClass=user))(objectClass=inetOrgPerson)(objectClass=posixAccount))"
+    group_filter: str = "(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
+    page_size: int = 500
+    ldif_path: str | None = None  # read this LDIF export instead of a server
+    unknown_user: str = "everyone"  # what a user the directory does not know gets: everyone | none
+    max_age_s: int = 4 * 3600  # older last good snapshot: DocsyncDirectorySnapshotStale
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 _COMPONENTS = {"source": SourceSettings, "qdrant": QdrantSettings, "ocr": OcrSettings, "pii": PiiSettings,
-               "sync": SyncSettings}
+               "sync": SyncSettings, "directory": DirectorySettings}
 # Each setting's flat name (the DOCSYNC_* variable it is read from, lower-cased and without the
 # prefix or unit) -> where it lives: what `replace` and `with_overrides` accept, so that callers
 # changing one setting need not know the grouping.
@@ -176,7 +203,9 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "pii_hmac_key": ("pii", "hmac_key"),
 } | {
     f.name: ("source", f.name) for f in fields(SourceSettings) if f.name not in ("name", "kind")
-} | {f.name: ("sync", f.name) for f in fields(SyncSettings)}
+} | {f.name: ("sync", f.name) for f in fields(SyncSettings)} | {
+    f"directory_{f.name}": ("directory", f.name) for f in fields(DirectorySettings)
+}
 
 
 @dataclass(frozen=True)
@@ -191,6 +220,7 @@ class Settings:
     ocr: OcrSettings
     pii: PiiSettings
     sync: SyncSettings
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
     extra: dict = field(default_factory=dict)
 
     def collection(self, source_name: str | None = None) -> str:
@@ -277,5 +307,18 @@ def load_settings() -> Settings:
             data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
             data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
             run_deadline_min=float(_env("DOCSYNC_RUN_DEADLINE_MIN", "360")),
+        ),
+        directory=DirectorySettings(
+            name=_env("DOCSYNC_DIRECTORY_NAME", "directory"),
+            conn_id=_env("DOCSYNC_DIRECTORY_CONN_ID", "docsync_directory"),
+            base_dn=_env("DOCSYNC_DIRECTORY_BASE_DN", ""),
+            tls=_choice("DOCSYNC_DIRECTORY_TLS", "starttls", ("starttls", "ldaps", "none")),
+            ca_file=_env("DOCSYNC_DIRECTORY_CA_FILE", "") or None,
+            user_filter=_env("DOCSYNC_DIRECTORY_USER_FILTER", DirectorySettings.user_filter),
+            group_filter=_env("DOCSYNC_DIRECTORY_GROUP_FILTER", DirectorySettings.group_filter),
+            page_size=int(_env("DOCSYNC_DIRECTORY_PAGE_SIZE", "500")),
+            ldif_path=_env("DOCSYNC_DIRECTORY_LDIF", "") or None,
+            unknown_user=_choice("DOCSYNC_DIRECTORY_UNKNOWN_USER", "everyone", ("everyone", "none")),
+            max_age_s=int(_env("DOCSYNC_DIRECTORY_MAX_AGE_S", str(4 * 3600))),
         ),
     )

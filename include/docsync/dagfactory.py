@@ -185,3 +185,33 @@ def build_sync_dag(
         summary >> freshness_check()
 
     return sync_dag()
+
+
+def build_directory_dag(dag_id: str, *, schedule: str | None, doc_md: str) -> object:
+    """The directory sync: one task that reads users, groups and memberships (LDAP through the
+    Airflow connection DOCSYNC_DIRECTORY_CONN_ID, or the LDIF export DOCSYNC_DIRECTORY_LDIF)
+    and stores the new snapshot (docsync.directory.sync_directory). A directory that cannot be
+    read fails the task (retried) and keeps the last good snapshot in force."""
+
+    @dag(
+        dag_id=dag_id,
+        schedule=schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS | {"execution_timeout": timedelta(minutes=30)},
+        tags=["docsync", "directory"],
+        doc_md=doc_md,
+    )
+    def directory_dag():
+        @task
+        def sync_directory() -> dict:
+            from docsync.config import load_settings
+            from docsync.directory import sync_directory as sync
+
+            # bind credentials: the Airflow connection DOCSYNC_DIRECTORY_CONN_ID, never the DAG
+            return sync(load_settings())
+
+        sync_directory()
+
+    return directory_dag()

@@ -25,6 +25,22 @@ HISTOGRAMS: dict[str, str] = {
     "docsync_revocation_lag_seconds": (
         "Seconds from first detecting a deletion or an ACL-only change to applying it to the index."
     ),
+    "docsync_directory_revocation_lag_seconds": (
+        "Seconds from a directory change that removed a user's principal (membership removed, account disabled, "
+        "group renamed or deleted) to the directory snapshot that stopped granting it (label source: the directory)."
+    ),
+}
+# The directory sync's gauges (docsync.directory; label source: the directory's name).
+DIRECTORY_GAUGES: dict[str, str] = {
+    "docsync_directory_last_success_timestamp_s": "Unix time of the last good directory snapshot (NaN: none yet).",
+    "docsync_directory_snapshot_age_seconds": (
+        "Seconds since the last good directory snapshot; group memberships are as old as this (NaN: none yet)."
+    ),
+    "docsync_directory_max_age_s": "Directory snapshot age that raises DocsyncDirectorySnapshotStale (DOCSYNC_DIRECTORY_MAX_AGE_S).",
+    "docsync_directory_sync_failures": "Directory syncs that failed since the last good snapshot (directory unreachable).",
+    "docsync_directory_users": "Users in the directory snapshot.",
+    "docsync_directory_groups": "Groups in the directory snapshot.",
+    "docsync_directory_disabled_users": "Disabled, expired or locked users in the directory snapshot (they resolve to no principals).",
 }
 # Every Prometheus metric docsync emits: the histograms above and gauges, label ``source``
 # (some have one more label).
@@ -68,11 +84,15 @@ CATALOGUE: dict[str, str] = HISTOGRAMS | {
     "docsync_freshness_s": "Seconds since the last successful sync (NaN: never succeeded).",
     "docsync_freshness_slo_s": "Freshness SLO in seconds (DOCSYNC_FRESHNESS_SLO_S).",
     "docsync_freshness_slo_breached": "1 when the last successful sync is older than the freshness SLO.",
-}
+} | DIRECTORY_GAUGES
 
 # Metrics on no Grafana panel, on purpose (tests/test_monitoring.py: every other metric is on one).
 DASHBOARD_HIDDEN: dict[str, str] = {
     "docsync_chunks": "chunks written = embedded + reused, both on the 'Chunks embedded per run' panel",
+    "docsync_directory_last_success_timestamp_s": "for DocsyncDirectorySnapshotStale; its age is on the directory panel",
+    "docsync_directory_users": "directory size, for capacity questions; see `docsync principals` for one user",
+    "docsync_directory_groups": "directory size, for capacity questions",
+    "docsync_directory_disabled_users": "directory size, for capacity questions",
 }
 
 Sample = tuple[str, dict[str, str], float]

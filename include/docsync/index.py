@@ -250,8 +250,23 @@ def access_filter(principals: list[str]) -> models.Filter:
     )
 
 
-def search(client: QdrantClient, collection: str, vector: list[float], principals: list[str], limit: int = 5) -> list:
-    """Nearest chunks the principals may read (RAG apps must always pass a filter)."""
+def search(
+    client: QdrantClient, collection: str, vector: list[float], principals: list[str] | None = None, limit: int = 5,
+    *, user: str | None = None,
+) -> list:
+    """Nearest chunks the principals may read (RAG apps must always pass a filter). With
+    ``user`` instead, the principals are the user's effective ones from the directory snapshot
+    (docsync.directory); a user who resolves to none (a disabled account) gets no results."""
+    if user is not None:
+        if principals:
+            raise ValueError("index.search: pass principals or user, not both")
+        from docsync.directory import effective_principals
+
+        principals = effective_principals(user)
+        if not principals:
+            return []  # access_filter always adds `everyone`: a user granted nothing must not get even that
+    elif principals is None:
+        raise ValueError("index.search: pass the searcher's principals or user")
     response = client.query_points(
         collection, query=vector, query_filter=access_filter(principals), limit=limit, with_payload=True
     )

@@ -7,7 +7,8 @@ statement on docsync's tables is a named function of this package:
 - :mod:`.document_store`: documents and chunks, as the sync steps read and write them;
 - :mod:`.run_store`: runs, summaries, metric points, reconcile times;
 - :mod:`.review_store`: the quarantine and the monitoring/review queries;
-- :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history.
+- :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history;
+- :mod:`.directory_store`: the directory snapshot (users, groups, effective principals) of docsync.directory.
 
 The write step is the only writer of documents during a run; every write is one short transaction.
 """
@@ -25,6 +26,17 @@ from docsync.state.backlog_store import (
     previous_scan_start,
     replace_pending,
     unfinished_run_count,
+)
+from docsync.state.directory_store import (
+    apply_snapshot,
+    directory_entries,
+    directory_principals,
+    directory_snapshots,
+    load_entries,
+    load_principal_sets,
+    principals_of,
+    record_failure,
+    snapshot_status,
 )
 from docsync.state.document_store import (
     chunk_ids,
@@ -85,6 +97,15 @@ from docsync.state.schema import (
 )
 
 __all__ = [
+    "apply_snapshot",
+    "directory_entries",
+    "directory_principals",
+    "directory_snapshots",
+    "load_entries",
+    "load_principal_sets",
+    "principals_of",
+    "record_failure",
+    "snapshot_status",
     "CONTENT",
     "REVOCATION",
     "as_utc",

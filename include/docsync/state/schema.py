@@ -154,6 +154,10 @@ def get_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+    # Stores that own their tables register them on `metadata` when imported; create_all adds a
+    # missing table to an existing store too (that is the migration of a new table).
+    from docsync.state import directory_store  # noqa: F401
+
     metadata.create_all(engine)
     _migrate(engine)
     if url.startswith("sqlite"):
