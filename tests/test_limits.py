@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from docsync import limits
+from docsync import limits, memory_budget
 from docsync.config import load_settings
 from docsync.errors import DocumentError, Stage
 from docsync.parse import ParseError, parse_document
@@ -263,12 +263,12 @@ def test_check_pixels():
 def test_run_limited_turns_an_over_budget_allocation_into_a_limits_error():
     before = resource.getrlimit(resource.RLIMIT_DATA)
     with pytest.raises(limits.LimitExceeded) as info:
-        limits.run_limited(64 * MiB, "big.pdf", bytearray, 512 * MiB)
+        memory_budget.run_limited(64 * MiB, "big.pdf", bytearray, 512 * MiB)
     failure = info.value.failure
     assert failure.stage == "limits" and failure.reason.startswith("big.pdf needs more than 64 MiB")
     assert "MemoryError" in failure.error
     assert resource.getrlimit(resource.RLIMIT_DATA) == before  # restored
-    assert not limits.limited()
+    assert not memory_budget.limited()
     bytearray(512 * MiB)  # and the process allocates as before
 
 
@@ -280,7 +280,7 @@ def test_run_limited_sees_a_memory_error_wrapped_by_a_library():
             raise ParseError.at("parse", "could not parse x: the file looks corrupt") from exc
 
     with pytest.raises(limits.LimitExceeded):
-        limits.run_limited(64 * MiB, "x", parse)
+        memory_budget.run_limited(64 * MiB, "x", parse)
 
 
 def test_python_objects_growing_one_by_one_are_stopped_by_the_watchdog():
@@ -293,9 +293,9 @@ def test_python_objects_growing_one_by_one_are_stopped_by_the_watchdog():
             hoard.append([0] * 16)
 
     with pytest.raises(limits.LimitExceeded) as info:
-        limits.run_limited(128 * MiB, "objects", grow)
+        memory_budget.run_limited(128 * MiB, "objects", grow)
     assert "MemoryBudgetExceeded" in info.value.failure.error
-    assert not limits.limited()
+    assert not memory_budget.limited()
 
 
 def test_run_limited_passes_results_and_other_errors_and_can_be_nested_or_disabled():
@@ -305,18 +305,18 @@ def test_run_limited_passes_results_and_other_errors_and_can_be_nested_or_disabl
         raise ValueError("not about memory")
 
     with pytest.raises(ValueError):
-        limits.run_limited(64 * MiB, "x", fail)
+        memory_budget.run_limited(64 * MiB, "x", fail)
 
     def outer() -> tuple:
         inner_before = resource.getrlimit(resource.RLIMIT_DATA)
         # nested: the outer window's limit applies
-        inner = limits.run_limited(16 * MiB, "y", lambda: (resource.getrlimit(resource.RLIMIT_DATA), len(bytearray(64 * MiB))))
-        return inner_before, inner, limits.limited()
+        inner = memory_budget.run_limited(16 * MiB, "y", lambda: (resource.getrlimit(resource.RLIMIT_DATA), len(bytearray(64 * MiB))))
+        return inner_before, inner, memory_budget.limited()
 
-    inner_before, (inner_limit, size), still = limits.run_limited(256 * MiB, "x", outer)
+    inner_before, (inner_limit, size), still = memory_budget.run_limited(256 * MiB, "x", outer)
     assert inner_limit == inner_before and size == 64 * MiB and still
-    assert limits.run_limited(0, "x", resource.getrlimit, resource.RLIMIT_DATA) == before  # disabled
-    assert resource.getrlimit(resource.RLIMIT_DATA) == before and not limits.limited()
+    assert memory_budget.run_limited(0, "x", resource.getrlimit, resource.RLIMIT_DATA) == before  # disabled
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before and not memory_budget.limited()
 
 
 def test_parse_document_applies_the_budget_from_settings(tmp_path):
@@ -341,7 +341,7 @@ def test_large_jpeg_is_decoded_at_a_reduced_scale_not_refused():
 
 _INTERRUPTED = r"""
 import resource, signal, sys
-from docsync import limits
+from docsync import memory_budget
 
 class Tick(Exception):
     pass
@@ -354,13 +354,13 @@ def tick(*_):
 
 signal.signal(signal.SIGALRM, tick)
 before = resource.getrlimit(resource.RLIMIT_DATA)
-limits.run_limited(1 << 30, "first", sum, range(10))  # the process's watchdog starts here
+memory_budget.run_limited(1 << 30, "first", sum, range(10))  # the process's watchdog starts here
 
 def attempt(delay):
     armed[0] = True
     signal.setitimer(signal.ITIMER_REAL, delay)
     try:
-        limits.run_limited(1 << 30, "doc", lambda: limits.run_limited(1 << 30, "inner", sum, range(300)))
+        memory_budget.run_limited(1 << 30, "doc", lambda: memory_budget.run_limited(1 << 30, "inner", sum, range(300)))
     finally:
         armed[0] = False
 
@@ -372,9 +372,9 @@ for i in range(int(sys.argv[1])):
         interrupted += 1
 signal.setitimer(signal.ITIMER_REAL, 0)
 assert interrupted > 50, interrupted
-assert not limits.limited() and not limits._WINDOW
+assert not memory_budget.limited() and not memory_budget._WINDOW
 assert resource.getrlimit(resource.RLIMIT_DATA) == before
-limits.run_limited(1 << 30, "after", sum, range(10))  # windows still open and close
+memory_budget.run_limited(1 << 30, "after", sum, range(10))  # windows still open and close
 print("ok", interrupted)
 """
 

@@ -7,7 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
-from docsync import limits
+from docsync import memory_budget
 from docsync.config import apply_offline_env
 
 apply_offline_env()
@@ -85,11 +85,11 @@ def embed_texts(texts: list[str], batch_size: int = 32) -> list[list[float]]:
             return vectors.astype("float32").tolist()
         except (MemoryError, RuntimeError) as exc:
             # The memory budget of a document being prepared on another thread
-            # (docsync.limits.run_limited) is process-wide: this batch is not at fault.
+            # (docsync.memory_budget.run_limited) is process-wide: this batch is not at fault.
             # Retry once that document's window has closed.
             if attempt == 2 or not _allocation_failure(exc):
                 raise
-            limits.wait_unlimited(timeout=3600)
+            memory_budget.wait_unlimited(timeout=3600)
     raise AssertionError("unreachable")
 
 

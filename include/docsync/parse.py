@@ -8,7 +8,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from docsync import limits
+from docsync import memory_budget
 from docsync.config import Settings, apply_offline_env
 from docsync.errors import DocumentError, Failure, Stage
 
@@ -133,7 +133,7 @@ def parse_document(data: bytes, path: str, settings: Settings) -> ParsedDocument
     or memory limits)."""
     # Parsing runs under the per-document memory budget (a no-op inside the caller's own
     # window): what escapes the pixel and stream checks fails with MemoryError, not the worker.
-    return limits.run_limited(settings.sync.max_doc_memory_bytes, path, _parse, data, path, settings)
+    return memory_budget.run_limited(settings.sync.max_doc_memory_bytes, path, _parse, data, path, settings)
 
 
 def _parse(data: bytes, path: str, settings: Settings) -> ParsedDocument:
