@@ -7,7 +7,8 @@ statement on docsync's tables is a named function of this package:
 - :mod:`.document_store`: documents and chunks, as the sync steps read and write them;
 - :mod:`.run_store`: runs, summaries, metric points, reconcile times;
 - :mod:`.review_store`: the quarantine and the monitoring/review queries;
-- :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history.
+- :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history;
+- :mod:`.eval_store`: retrieval evaluation runs (``docsync eval``) and their baseline.
 
 The write step is the only writer of documents during a run; every write is one short transaction.
 """
@@ -39,6 +40,15 @@ from docsync.state.document_store import (
     save_document,
     unindex_document,
     update_document,
+)
+from docsync.state.eval_store import (
+    baseline_recall,
+    eval_history,
+    eval_runs,
+    latest_eval,
+    points_indexed_since,
+    record_eval,
+    run_started_at,
 )
 from docsync.state.review_store import (
     document_state,
@@ -89,6 +99,7 @@ __all__ = [
     "REVOCATION",
     "as_utc",
     "backlog",
+    "baseline_recall",
     "chunk_ids",
     "chunks",
     "clear_pending",
@@ -98,6 +109,8 @@ __all__ = [
     "document_status_counts",
     "documents",
     "dumps",
+    "eval_history",
+    "eval_runs",
     "finish_run",
     "finished_runs",
     "first_seen_of",
@@ -107,6 +120,7 @@ __all__ = [
     "last_reconciled",
     "last_success",
     "last_successful_run",
+    "latest_eval",
     "load_documents",
     "loads_object",
     "mark_for_reprocessing",
@@ -119,6 +133,7 @@ __all__ = [
     "path_hash",
     "pending",
     "pending_since",
+    "points_indexed_since",
     "previous_scan_start",
     "quarantine",
     "quarantine_actions",
@@ -128,11 +143,13 @@ __all__ = [
     "quarantine_stages",
     "quarantine_to_reprocess",
     "recent_runs",
+    "record_eval",
     "record_quarantine",
     "recorded_points",
     "replace_pending",
     "resolve_quarantine",
     "run_metrics",
+    "run_started_at",
     "runs",
     "save_document",
     "set_quarantine_status",
