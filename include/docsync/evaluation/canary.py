@@ -2,7 +2,7 @@
 chunks of the documents this run indexed, search with one sentence of each (the stored,
 anonymised chunk text) as the chunk's own readers; its document must be the top hit.
 
-One miss in a handful catches what no per-document check sees: an embedder that broke or
+The search is dense only, so that keyword matching cannot hide an embedder problem. One miss in a handful catches what no per-document check sees: an embedder that broke or
 changed (query and index vectors from different models), vectors written to the wrong
 points, payloads or ACLs that no longer match their text. K searches and one embedding batch:
 cheap next to the run it checks (DOCSYNC_CANARY_SAMPLES, default 5; 0 turns it off).
@@ -52,8 +52,8 @@ def run_canary(settings: Settings, source: str, run_id: str, samples: int | None
         hits, misses = 0, []
         for (payload, sentence), vector in zip(probes, vectors):
             readers = [p for p in payload.get(index.ACCESS_FIELD, []) if p not in payload.get(index.DENY_FIELD, [])]
-            top = index.search(client, collection, vector, readers, limit=1, mode=settings.sync.search_mode,
-                               text=sentence)
+            # dense on purpose: keyword matching (hybrid) would hide a broken or swapped embedder
+            top = index.search(client, collection, vector, readers, limit=1, mode="dense")
             if top and top[0].payload.get("doc_id") == payload.get("doc_id"):
                 hits += 1
             else:

@@ -159,11 +159,14 @@ METRIC_KEYS = ("queries", "recall_at_1", "recall_at_5", "recall_at_10", "mrr", "
 
 
 def flat_metrics(report: dict) -> dict[str, float]:
-    """The report's numbers as flat metric names (``eval_*``: docsync_eval_* in Prometheus)."""
-    out = {f"eval_{k}": float(report[k]) for k in METRIC_KEYS if isinstance(report.get(k), (int, float))}
+    """The report's numbers as flat metric names (``eval_*``: docsync_eval_* in Prometheus); a
+    figure without a value (no baseline yet, no passage labels) is NaN, so every series exists."""
+    def number(value: object) -> float:
+        return float(value) if isinstance(value, (int, float)) else math.nan
+
+    out = {f"eval_{k}": number(report.get(k)) for k in METRIC_KEYS}
+    out["eval_baseline_recall_at_10"] = number(report.get("baseline_recall_at_10"))
     out["eval_passed"] = float(bool(report.get("passed")))
-    if isinstance(report.get("baseline_recall_at_10"), (int, float)):
-        out["eval_baseline_recall_at_10"] = float(report["baseline_recall_at_10"])
     return out
 
 
