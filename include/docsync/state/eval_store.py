@@ -59,13 +59,13 @@ def latest_eval(engine: Engine, source: str) -> dict | None:
     return found[0] if found else None
 
 
-def baseline_recall(engine: Engine, source: str, mode: str, set_sha: str, metric: str = "recall_at_10") -> float | None:
+def baseline_recall(engine: Engine, source: str, mode: str, set_sha: str, metric: str = "eval_recall_at_10") -> float | None:
     """The best ``metric`` of a passing run with the same set and search mode (None: no such run).
     The best, not the last: a slow decline, run by run within the margin, still ends in an alert;
     a changed set or mode starts a new baseline."""
     query = sa.select(eval_runs.c.metrics).where(
         eval_runs.c.source == source, eval_runs.c.mode == mode, eval_runs.c.set_sha == set_sha,
-        eval_runs.c.passed.is_(True),
+        eval_runs.c.passed == sa.true(),
     )
     with engine.connect() as conn:
         values = [json.loads(m).get(metric) for (m,) in conn.execute(query)]
