@@ -11,8 +11,8 @@ import pytest
 
 from docsync import index, metrics, state
 from docsync.embed import embed_texts
-from docsync.evaluation.evaluate import evaluate, judge, run_evaluation
 from docsync.evaluation.eval_set import load_eval_set
+from docsync.evaluation.evaluate import evaluate, judge, run_evaluation
 
 SOURCE = "tiny"
 DOCS = {  # path -> (readers, text)

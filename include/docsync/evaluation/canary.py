@@ -50,7 +50,7 @@ def run_canary(settings: Settings, source: str, run_id: str, samples: int | None
         probes = [(payload, sentence) for payload, sentence in probes if sentence]
         vectors = embed_texts([sentence for _, sentence in probes])
         hits, misses = 0, []
-        for (payload, sentence), vector in zip(probes, vectors):
+        for (payload, _), vector in zip(probes, vectors):
             readers = [p for p in payload.get(index.ACCESS_FIELD, []) if p not in payload.get(index.DENY_FIELD, [])]
             # dense on purpose: keyword matching (hybrid) would hide a broken or swapped embedder
             top = index.search(client, collection, vector, readers, limit=1, mode="dense")
