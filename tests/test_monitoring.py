@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from docsync import metrics, state
 from docsync.config import load_settings
+from docsync.evaluation.evaluate import run_evaluation
 from docsync.pipeline import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +41,10 @@ def synced(tmp_path_factory):
         mp.delenv(var, raising=False)
     settings = load_settings().with_overrides(source_name="mon", fileshare_root=str(share))
     summary = run_sync(settings, root=str(share))
+    # one retrieval evaluation, so that its metrics (docsync_eval_*) are emitted too
+    (tmp / "mon.jsonl").write_text(json.dumps({"query": "dock schedule for incoming pallets", "principals": ["group:ops"],
+                                               "expected_paths": ["memo.txt"]}) + "\n")
+    run_evaluation(settings, "mon", tmp / "mon.jsonl")
     yield settings, summary
     mp.undo()
     state.get_engine.cache_clear()

@@ -97,7 +97,8 @@ def evaluate(
     rr: list[float] = []
     ndcg: list[float] = []
     passages: list[float] = []
-    by_tag: dict[str, list[float]] = {}
+    by_tag: dict[str, list[float]] = {}  # recall@10 per tag
+    rr_by_tag: dict[str, list[float]] = {}
     misses: list[dict] = []
     violations: list[dict] = []
     stale: list[dict] = []
@@ -125,6 +126,7 @@ def evaluate(
             ndcg.append(scoring.ndcg_at(expected, ranked, K))
             for tag in query.tags:
                 by_tag.setdefault(tag, []).append(recall[10][-1])
+                rr_by_tag.setdefault(tag, []).append(rr[-1])
             if recall[10][-1] < 1.0:
                 misses.append({"id": query.id, "query": query.query, "expected": list(query.expected_paths),
                                "got": list(dict.fromkeys(ranked))})
@@ -150,6 +152,7 @@ def evaluate(
         "latency_p95_ms": rounded(scoring.percentile(latencies, 95)),
         "embed_ms_per_query": round(embed_ms, 2),
         "recall_at_10_by_tag": {t: rounded(scoring.mean(v)) for t, v in sorted(by_tag.items())},
+        "mrr_by_tag": {t: rounded(scoring.mean(v)) for t, v in sorted(rr_by_tag.items())},
         "misses": misses[:DETAIL_LIMIT], "violations": violations[:DETAIL_LIMIT], "stale": stale[:DETAIL_LIMIT],
     }
 
