@@ -1,5 +1,5 @@
 """The label-free canary, run by ``finalize`` after a run that changed the index: sample K
-chunks of the documents this run indexed, search with sentences of each (the stored,
+documents this run indexed, one chunk of each, search with sentences of each (the stored,
 anonymised chunk text: its longest sentence, widened with its neighbours to MIN_WORDS words) as
 the chunk's own readers; its document must be the top hit. Why several sentences: on the demo
 corpus one sentence alone missed 2 of 26 healthy chunks (a roadmap sentence is as close to the
@@ -53,8 +53,12 @@ def run_canary(settings: Settings, source: str, run_id: str, samples: int | None
     samples = settings.sync.canary_samples if samples is None else samples
     engine = state.get_engine(settings.state_url)
     started = state.run_started_at(engine, run_id)
-    points = state.points_indexed_since(engine, source, started) if started and samples else []
-    chosen = random.Random(run_id).sample(points, min(samples, len(points))) if points else []
+    # K documents of the run, one chunk of each (seeded by the run: a re-run samples the same)
+    rng = random.Random(run_id)
+    docs = state.docs_indexed_since(engine, source, started) if started and samples else []
+    docs = rng.sample(docs, min(samples, len(docs)))
+    points = state.chunk_ids(engine, docs)
+    chosen = [(rng.choice(sorted(points[d])), d) for d in docs if points[d]]
     if not chosen:
         return {"canary_samples": 0}
     collection = settings.collection(source)

@@ -43,10 +43,10 @@ from docsync.state.document_store import (
 )
 from docsync.state.eval_store import (
     baseline_recall,
+    docs_indexed_since,
     eval_history,
     eval_runs,
     latest_eval,
-    points_indexed_since,
     record_eval,
     run_started_at,
 )
@@ -108,6 +108,7 @@ __all__ = [
     "document_state",
     "document_status_counts",
     "documents",
+    "docs_indexed_since",
     "dumps",
     "eval_history",
     "eval_runs",
@@ -133,7 +134,6 @@ __all__ = [
     "path_hash",
     "pending",
     "pending_since",
-    "points_indexed_since",
     "previous_scan_start",
     "quarantine",
     "quarantine_actions",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from docsync.state.schema import as_utc, chunks, documents, dumps, metadata, runs, utcnow
+from docsync.state.schema import as_utc, documents, dumps, metadata, runs, utcnow
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -79,12 +79,11 @@ def run_started_at(engine: Engine, run_id: str) -> datetime | None:
         return as_utc(conn.execute(sa.select(runs.c.started_at).where(runs.c.run_id == run_id)).scalar())
 
 
-def points_indexed_since(engine: Engine, source: str, since: datetime) -> list[tuple[str, str]]:
-    """(point id, doc id) of every chunk of the source's documents indexed at or after ``since``."""
+def docs_indexed_since(engine: Engine, source: str, since: datetime) -> list[str]:
+    """The ids of the source's documents indexed at or after ``since`` (sorted)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(chunks.c.point_id, chunks.c.doc_id, documents.c.indexed_at)
-            .join(documents, documents.c.doc_id == chunks.c.doc_id)
+            sa.select(documents.c.doc_id, documents.c.indexed_at)
             .where(documents.c.source == source, documents.c.status == "indexed")
         ).all()
-    return sorted((r.point_id, r.doc_id) for r in rows if r.indexed_at is not None and as_utc(r.indexed_at) >= since)
+    return sorted(r.doc_id for r in rows if r.indexed_at is not None and as_utc(r.indexed_at) >= since)
