@@ -26,6 +26,8 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
 export DOCSYNC_HOME ?= $(CURDIR)/.docsync
 export DOCSYNC_FILESHARE_ROOT ?= $(CURDIR)/.demo/corpus
+# The demo corpus' labelled evaluation set (docsync eval; README, "Retrieval evaluation").
+DEMO_EVAL_SET := $(CURDIR)/include/docsync/demo/eval_set.jsonl
 
 APT_RUN := tesseract-ocr poppler-utils libmagic1
 # prometheus: for its promtool (`promtool check/test rules`, tests/test_alerts.py); its server is
@@ -102,6 +104,8 @@ run: airflow-init demo-corpus
 	@$(BIN)/docsync search "revenue growth and operating margin" --principal group:finance --limit 1
 	@echo "== the same search as group:engineering (finance documents are filtered out)"
 	@$(BIN)/docsync search "revenue growth and operating margin" --principal group:engineering --limit 1
+	@echo "== retrieval evaluation of the demo corpus (labelled set: $(DEMO_EVAL_SET))"
+	@$(BIN)/docsync eval --set $(DEMO_EVAL_SET)
 
 lint: venv
 	$(BIN)/ruff check .

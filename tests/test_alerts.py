@@ -30,7 +30,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 def test_rules_pass_promtool_check():
     proc = promtool("check", "rules", "alerts.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 9 rules found" in proc.stdout
+    assert "SUCCESS: 12 rules found" in proc.stdout
 
 
 def test_rules_pass_their_unit_tests():
@@ -44,7 +44,8 @@ def test_every_alert_is_unit_tested_firing_and_quiet():
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert alerts >= {"DocsyncFreshnessSLOBreached", "DocsyncBacklogOld", "DocsyncRevocationLagHigh",
                       "DocsyncRevocationPending", "DocsyncQuarantineGrowing", "DocsyncRunsFailing",
-                      "DocsyncDirectorySnapshotStale"}
+                      "DocsyncDirectorySnapshotStale", "DocsyncRetrievalUnsafe", "DocsyncRetrievalQualityDropped",
+                      "DocsyncCanaryMisses"}
     cases = [c for t in yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"] for c in t["alert_rule_test"]]
     for alert in alerts:
         outcomes = {bool(c["exp_alerts"]) for c in cases if c["alertname"] == alert}

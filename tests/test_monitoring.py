@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from docsync import metrics, state
 from docsync.config import load_settings
 from docsync.directory import sync_directory
+from docsync.evaluation.evaluate import run_evaluation
 from docsync.pipeline import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +47,10 @@ def synced(tmp_path_factory):
         "dn: uid=ann,dc=x\nobjectClass: inetOrgPerson\nuid: ann\ncn: Ann\nsn: A\n\n"
         "dn: cn=ops,dc=x\nobjectClass: groupOfNames\ncn: ops\nmember: uid=ann,dc=x\n")
     sync_directory(settings.replace(directory_ldif_path=str(tmp / "directory.ldif")))
+    # one retrieval evaluation, so that its metrics (docsync_eval_*) are emitted too
+    (tmp / "mon.jsonl").write_text(json.dumps({"query": "dock schedule for incoming pallets", "principals": ["group:ops"],
+                                               "expected_paths": ["memo.txt"]}) + "\n")
+    run_evaluation(settings, "mon", tmp / "mon.jsonl")
     yield settings, summary
     mp.undo()
     state.get_engine.cache_clear()

@@ -267,7 +267,9 @@ def test_metrics_endpoint_and_sources(client, victor, env):
     cookie = {"_token": victor["Authorization"].split()[1]}
     page = client.get("/docsync/monitoring", cookies=cookie)
     assert page.status_code == 200 and 'id="source-share"' in page.text
-    assert page.text.count("<svg") == 4 and "Stage durations" in page.text
+    # four sync charts, three retrieval-quality charts (evaluations, violations, canary)
+    assert page.text.count("<svg") == 7 and "Stage durations" in page.text
+    assert "Canary hit rate per run" in page.text and "Retrieval evaluation<b>none yet" in page.text
 
 
 # --- per-source authorisation (issue 13, item 14) ---------------------------------------

@@ -91,9 +91,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     vector = embed_texts([args.query])[0]
     with index.open_index(settings) as client:
         if args.user:
-            hits = index.search(client, settings.collection(), vector, limit=args.limit, user=args.user)
+            hits = index.search(client, settings.collection(), vector, limit=args.limit, user=args.user,
+                                mode=args.mode or settings.sync.search_mode, text=args.query)
         else:
-            hits = index.search(client, settings.collection(), vector, args.principal, args.limit)
+            hits = index.search(client, settings.collection(), vector, args.principal, args.limit,
+                                mode=args.mode or settings.sync.search_mode, text=args.query)
     rows = [
         {"score": round(h.score, 3), "path": h.payload["path"], "page": h.payload.get("page"),
          "allowed": h.payload["allowed_principals"], "text": h.payload["text"][:300]}
@@ -125,6 +127,35 @@ def cmd_directory_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from docsync.evaluation.evaluate import run_evaluation
+
+    settings = _settings(args)
+    modes = ("dense", "hybrid") if args.mode == "both" else (args.mode,)
+    reports = [run_evaluation(settings, settings.source.name, args.set, mode, record=not args.no_record)
+               for mode in modes]
+    if args.json:
+        _print(reports[0] if len(reports) == 1 else {r["mode"]: r for r in reports}, True)
+    else:
+        for report in reports:
+            _print_eval(report)
+    return 0 if all(r["passed"] for r in reports) else 1
+
+
+def _print_eval(report: dict) -> None:
+    """A person's view of an evaluation: the figures, then what failed and the first misses."""
+    print(f"== retrieval evaluation of source {report['source']} ({report['mode']}): {report['queries']} queries "
+          f"({report['labelled']} labelled, {report['negatives']} must-not-find), set {report['set']}")
+    for key in ("recall_at_1", "recall_at_5", "recall_at_10", "mrr", "ndcg_at_10", "passage_hit_rate",
+                "acl_violations", "stale_hits", "latency_p50_ms", "latency_p95_ms", "baseline_recall_at_10"):
+        print(f"{key:>28}: {report.get(key)}")
+    for miss in report["misses"][:5]:
+        print(f"  miss {miss['id']}: {miss['query']!r} expected {miss['expected']}, got {miss['got'][:3]}")
+    for item in report["violations"][:5] + report["stale"][:5]:
+        print(f"  {item['id']}: {item['path']}: {item['reason']}")
+    print("PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failures"]))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from docsync import metrics, state
 
@@ -152,6 +183,13 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
     if args.manifest:
         Path(args.manifest).write_text(json.dumps(manifest, indent=2))
     print(f"demo corpus: {len(manifest['files'])} files in {args.out}")
+    if args.eval_set:  # kept next to the corpus, never in it (it would be indexed)
+        from docsync.demo.eval_queries import demo_eval_queries
+        from docsync.evaluation.eval_set import dump_lines
+
+        Path(args.eval_set).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.eval_set).write_text(dump_lines(demo_eval_queries()), encoding="utf-8")
+        print(f"demo evaluation set: {args.eval_set}")
     return 0
 
 
@@ -198,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="search as this directory user (its effective principals; see `docsync principals`)")
     p.add_argument("--limit", type=int, default=3)
     p.add_argument("--source")
+    p.add_argument("--mode", choices=("dense", "hybrid"), help="default DOCSYNC_SEARCH_MODE")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("principals", help="a user's effective principals from the directory snapshot")
@@ -208,6 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ldif", help="read this LDIF export instead of the LDAP server")
     p.set_defaults(func=cmd_directory_sync)
 
+    p = sub.add_parser("eval", help="retrieval quality of a source on its labelled evaluation set")
+    p.add_argument("--source")
+    p.add_argument("--set", help="the evaluation set (JSONL); default $DOCSYNC_EVAL_DIR/<source>.jsonl")
+    p.add_argument("--mode", choices=("dense", "hybrid", "both"), help="search mode; default DOCSYNC_SEARCH_MODE")
+    p.add_argument("--no-record", action="store_true", help="do not store the run (no baseline, no metrics)")
+    # also accepted after the command (`docsync eval --json`); SUPPRESS keeps a --json given before it
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("status", help="freshness and the last run's summary")
     p.add_argument("--source")
     p.set_defaults(func=cmd_status)
@@ -215,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-corpus", help="generate the demo corpus")
     p.add_argument("out")
     p.add_argument("--manifest", help="write the expected outcomes as JSON here")
+    p.add_argument("--eval-set", help="write the demo corpus' labelled evaluation set (JSONL) here")
     p.set_defaults(func=cmd_demo_corpus)
     return parser
 

@@ -71,6 +71,13 @@ def _ocr_scope(value: str) -> str:
     return scope
 
 
+def _search_mode(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in ("dense", "hybrid"):
+        raise ValueError(f"DOCSYNC_SEARCH_MODE must be 'dense' or 'hybrid', not {value!r}")
+    return mode
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """Where documents come from and how their access is read."""
@@ -150,6 +157,12 @@ class SyncSettings:
     data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
     data_docs_keep_runs: int = 20
     run_deadline_min: float = 360.0  # a run not finished this long after it was queued missed its deadline
+    # Retrieval evaluation (docsync.evaluation): sets at eval_dir/<source>.jsonl, the recall@10 drop
+    # (percentage points) that fails an evaluation, the canary's sample per run (0: off), the search mode.
+    eval_dir: Path = PROJECT_ROOT / ".docsync" / "eval"
+    eval_margin_points: float = 5.0
+    canary_samples: int = 5
+    search_mode: str = "hybrid"
 
 
 @dataclass(frozen=True)
@@ -307,6 +320,10 @@ def load_settings() -> Settings:
             data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
             data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
             run_deadline_min=float(_env("DOCSYNC_RUN_DEADLINE_MIN", "360")),
+            eval_dir=Path(_env("DOCSYNC_EVAL_DIR", str(home / "eval"))),
+            eval_margin_points=float(_env("DOCSYNC_EVAL_MARGIN_POINTS", "5")),
+            canary_samples=max(0, int(_env("DOCSYNC_CANARY_SAMPLES", "5"))),
+            search_mode=_search_mode(_env("DOCSYNC_SEARCH_MODE", "hybrid")),
         ),
         directory=DirectorySettings(
             name=_env("DOCSYNC_DIRECTORY_NAME", "directory"),

@@ -84,6 +84,27 @@ CATALOGUE: dict[str, str] = HISTOGRAMS | {
     "docsync_freshness_s": "Seconds since the last successful sync (NaN: never succeeded).",
     "docsync_freshness_slo_s": "Freshness SLO in seconds (DOCSYNC_FRESHNESS_SLO_S).",
     "docsync_freshness_slo_breached": "1 when the last successful sync is older than the freshness SLO.",
+    # Retrieval quality: the label-free canary of the last run that changed the index (finalize) ...
+    "docsync_canary_samples": "Chunks the retrieval canary of the last run sampled (chunks that run indexed).",
+    "docsync_canary_hits": "Sampled chunks whose own document was the top hit for a sentence of theirs (canary).",
+    "docsync_canary_hit_rate": "Share of the canary's sampled chunks that found their own document first (1.0 = healthy).",
+    # ... and the last evaluation on the source's labelled set (docsync eval, the evaluation DAG).
+    "docsync_eval_queries": "Queries in the source's evaluation set at its last evaluation.",
+    "docsync_eval_recall_at_1": "Mean recall@1 over the labelled queries of the last evaluation (chunk ranks).",
+    "docsync_eval_recall_at_5": "Mean recall@5 over the labelled queries of the last evaluation (chunk ranks).",
+    "docsync_eval_recall_at_10": "Mean recall@10 over the labelled queries of the last evaluation (chunk ranks).",
+    "docsync_eval_baseline_recall_at_10": (
+        "Best recall@10 of a passing evaluation with the same set and search mode (NaN: none yet); the last "
+        "evaluation fails when it is more than DOCSYNC_EVAL_MARGIN_POINTS below."
+    ),
+    "docsync_eval_mrr": "Mean reciprocal rank of the first expected document, last evaluation.",
+    "docsync_eval_ndcg_at_10": "Mean nDCG@10 (binary gains, each expected document once), last evaluation.",
+    "docsync_eval_passage_hit_rate": "Share of queries with an expected passage that retrieved it in the top 10 (NaN: none).",
+    "docsync_eval_acl_violations": "Results of the last evaluation the searching principals may not read (must be 0).",
+    "docsync_eval_stale_hits": "Results of the last evaluation from deleted documents or outdated versions (must be 0).",
+    "docsync_eval_latency_p50_ms": "Median milliseconds of one search (index query) in the last evaluation.",
+    "docsync_eval_latency_p95_ms": "95th percentile milliseconds of one search (index query) in the last evaluation.",
+    "docsync_eval_passed": "1 when the last evaluation passed (no violations, no stale hits, recall@10 within the margin).",
 } | DIRECTORY_GAUGES
 
 # Metrics on no Grafana panel, on purpose (tests/test_monitoring.py: every other metric is on one).

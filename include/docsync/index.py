@@ -25,6 +25,9 @@ ACCESS_FIELD = "allowed_principals"
 DENY_FIELD = "denied_principals"
 KEYWORD_FIELDS = ("doc_id", "source", "path", ACCESS_FIELD, DENY_FIELD)
 UPSERT_BATCH = 256
+SPARSE_VECTOR = "bm25"  # the BM25-style keyword vector next to the dense one (docsync.sparse)
+SEARCH_MODES = ("dense", "hybrid")
+HYBRID_PREFETCH = 50  # candidates per vector before fusion
 
 
 class IndexUnavailable(RuntimeError):
@@ -108,11 +111,13 @@ def ensure_collection(client: QdrantClient, name: str, local: bool) -> None:
 
 
 def create_collection(client: QdrantClient, name: str, local: bool) -> None:
-    """A concrete collection with docsync's vector size and, on a server, payload indexes."""
+    """A concrete collection with docsync's vector size, the sparse keyword vector (IDF applied
+    by Qdrant) and, on a server, payload indexes."""
     from qdrant_client import models
 
     client.create_collection(
-        name, vectors_config=models.VectorParams(size=VECTOR_SIZE, distance=models.Distance.COSINE)
+        name, vectors_config=models.VectorParams(size=VECTOR_SIZE, distance=models.Distance.COSINE),
+        sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
     )
     if not local:  # local mode ignores payload indexes
         for field in KEYWORD_FIELDS:
@@ -140,14 +145,33 @@ def switch_alias(client: QdrantClient, alias: str, collection: str) -> None:
     client.update_collection_aliases(change_aliases_operations=operations)
 
 
+def has_sparse(client: QdrantClient, collection: str) -> bool:
+    """Whether ``collection`` (or the alias' target) has the sparse keyword vector: collections
+    created before hybrid search have not (``docsync reindex`` rebuilds one with it)."""
+    sparse = client.get_collection(alias_target(client, collection) or collection).config.params.sparse_vectors
+    return bool(sparse and SPARSE_VECTOR in sparse)
+
+
 def upsert(client: QdrantClient, collection: str, points: list[tuple[str, list[float], dict]]) -> None:
+    """Write points (id, dense vector, payload); the sparse keyword vector, where the collection
+    has one, is computed from the payload's (anonymised) text."""
     from qdrant_client import models
+
+    from docsync.sparse import document_vector
+
+    sparse = bool(points) and has_sparse(client, collection)
+
+    def vector(dense: list[float], payload: dict) -> list[float] | dict:
+        if not sparse:
+            return dense
+        terms = document_vector(payload.get("text") or "")
+        return {"": dense, SPARSE_VECTOR: models.SparseVector(indices=list(terms.indices), values=list(terms.values))}
 
     for start in range(0, len(points), UPSERT_BATCH):
         part = points[start : start + UPSERT_BATCH]
         client.upsert(
             collection,
-            points=[models.PointStruct(id=pid, vector=vec, payload=payload) for pid, vec, payload in part],
+            points=[models.PointStruct(id=pid, vector=vector(vec, payload), payload=payload) for pid, vec, payload in part],
             wait=True,
         )
 
@@ -252,11 +276,20 @@ def access_filter(principals: list[str]) -> models.Filter:
 
 def search(
     client: QdrantClient, collection: str, vector: list[float], principals: list[str] | None = None, limit: int = 5,
-    *, user: str | None = None,
+    mode: str = "dense", text: str = "", *, user: str | None = None,
 ) -> list:
-    """Nearest chunks the principals may read (RAG apps must always pass a filter). With
-    ``user`` instead, the principals are the user's effective ones from the directory snapshot
-    (docsync.directory); a user who resolves to none (a disabled account) gets no results."""
+    """Nearest chunks the principals may read (RAG apps must always pass a filter).
+
+    With ``user`` instead of ``principals``, the principals are the user's effective ones from
+    the directory snapshot (docsync.directory); a user who resolves to none (a disabled
+    account) gets no results.
+
+    ``mode="hybrid"`` (needs the query ``text``) fuses the dense candidates with the sparse
+    keyword candidates by reciprocal rank fusion in Qdrant; the access filter is applied to
+    both candidate lists and to the fused result. A collection without the sparse vector
+    (created before hybrid search) is searched dense."""
+    from qdrant_client import models
+
     if user is not None:
         if principals:
             raise ValueError("index.search: pass principals or user, not both")
@@ -267,7 +300,20 @@ def search(
             return []  # access_filter always adds `everyone`: a user granted nothing must not get even that
     elif principals is None:
         raise ValueError("index.search: pass the searcher's principals or user")
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"search mode {mode!r}: use one of {', '.join(SEARCH_MODES)}")
+    access = access_filter(principals)
+    if mode == "dense" or not text.strip() or not has_sparse(client, collection):
+        return client.query_points(collection, query=vector, query_filter=access, limit=limit, with_payload=True).points
+    from docsync.sparse import query_vector
+
+    terms = query_vector(text)
+    sparse = models.SparseVector(indices=list(terms.indices), values=list(terms.values))
+    depth = max(HYBRID_PREFETCH, limit)
     response = client.query_points(
-        collection, query=vector, query_filter=access_filter(principals), limit=limit, with_payload=True
+        collection,
+        prefetch=[models.Prefetch(query=vector, filter=access, limit=depth),
+                  models.Prefetch(query=sparse, using=SPARSE_VECTOR, filter=access, limit=depth)],
+        query=models.FusionQuery(fusion=models.Fusion.RRF), query_filter=access, limit=limit, with_payload=True,
     )
     return response.points

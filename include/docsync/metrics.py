@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 # Re-exported: callers (web app, tests) know the catalogue and the format as metrics.*.
 __all__ = [
     "BUCKETS", "CATALOGUE", "DASHBOARD_HIDDEN", "HISTOGRAMS", "STAGES", "FreshnessSLOBreached", "Sample",
-    "check_freshness", "emit", "exposition", "family", "flatten", "freshness_s", "histogram", "history",
+    "check_freshness", "emit", "eval_values", "exposition", "family", "flatten", "freshness_s", "histogram", "history",
     "latest_values", "live_values", "propagation_lag", "quantile_bound", "render", "run_values", "samples_for",
     "sources", "summarize", "write_textfile",
 ]
@@ -275,11 +275,18 @@ def sources(engine: Engine) -> list[str]:
     return state.source_names(engine)
 
 
+def eval_values(engine: Engine, source: str) -> dict[str, float]:
+    """The metrics (``eval_*``) of the source's last retrieval evaluation; {} before the first."""
+    latest = state.latest_eval(engine, source)
+    return {k: float(v) for k, v in latest["metrics"].items()} if latest else {}
+
+
 def latest_values(
     engine: Engine, source: str, slo_s: int, run_deadline_s: float = DEFAULT_RUN_DEADLINE_S
 ) -> dict[str, float]:
-    """Metrics of the source's last successful run (histograms cumulative) and the live gauges."""
-    return run_values(engine, source) | live_values(engine, source, slo_s, run_deadline_s)
+    """Metrics of the source's last successful run (histograms cumulative), the live gauges and
+    the last retrieval evaluation."""
+    return run_values(engine, source) | live_values(engine, source, slo_s, run_deadline_s) | eval_values(engine, source)
 
 
 def exposition(

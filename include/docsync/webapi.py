@@ -129,7 +129,17 @@ def _source_view(settings: Settings, source: str) -> dict:
         "propagation": _lag_view(latest, "propagation_lag_seconds"),
         "revocation": _lag_view(latest, "revocation_lag_seconds"),
         "latest": {k: v for k, v in latest.items() if not math.isnan(v)},
+        "evaluation": _evaluation_view(latest),
     }
+
+
+def _evaluation_view(latest: dict[str, float]) -> dict | None:
+    """The last retrieval evaluation for the page's card (None before the first)."""
+    if "eval_passed" not in latest:
+        return None
+    return {"passed": bool(latest["eval_passed"]), "recall_at_10": latest.get("eval_recall_at_10"),
+            "mrr": latest.get("eval_mrr"), "violations": int(latest.get("eval_acl_violations", 0)),
+            "stale": int(latest.get("eval_stale_hits", 0)), "canary": latest.get("canary_hit_rate")}
 
 
 def _finite(value: float | None) -> float | None:
@@ -174,6 +184,33 @@ def _charts(settings: Settings, source: str) -> list[Chart]:
         line_chart("Documents per run", labels, series(("indexed", "quarantined", "deleted"))),
         line_chart("Chunks embedded and OCR pages per run", labels, series(("chunks_embedded", "ocr_pages"))),
         line_chart("Stage durations (summed over batches)", labels, series(metrics.STAGES, "stage_{}_s"), " s"),
+        *_quality_charts(settings, source, runs, labels),
+    ]
+
+
+def _quality_charts(settings: Settings, source: str, runs: list[dict], labels: list[str]) -> list[Chart]:
+    """Retrieval quality over time: the evaluations (per evaluation run) and the canary (per sync
+    run that changed the index)."""
+    from docsync.ui.charts import line_chart
+
+    evals = state.eval_history(_engine(settings), source)
+    eval_labels = [e["recorded_at"].strftime("%m-%d %H:%M") for e in evals]
+
+    def finite(values: dict, name: str) -> float | None:
+        value = values.get(name)
+        return None if value is None or math.isnan(value) else value
+
+    def eval_series(names: dict[str, str]) -> dict:
+        return {label: [finite(e["metrics"], name) for e in evals] for label, name in names.items()}
+
+    return [
+        line_chart("Retrieval quality per evaluation", eval_labels, eval_series(
+            {"recall@10": "eval_recall_at_10", "recall@1": "eval_recall_at_1", "MRR": "eval_mrr",
+             "nDCG@10": "eval_ndcg_at_10"})),
+        line_chart("ACL violations and stale hits per evaluation (must be 0)", eval_labels, eval_series(
+            {"ACL violations": "eval_acl_violations", "stale hits": "eval_stale_hits"})),
+        line_chart("Canary hit rate per run that changed the index", labels,
+                   {"hit rate": [finite(r["values"], "canary_hit_rate") for r in runs]}),
     ]
 
 

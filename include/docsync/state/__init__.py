@@ -9,6 +9,7 @@ statement on docsync's tables is a named function of this package:
 - :mod:`.review_store`: the quarantine and the monitoring/review queries;
 - :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history;
 - :mod:`.directory_store`: the directory snapshot (users, groups, effective principals) of docsync.directory.
+- :mod:`.eval_store`: retrieval evaluation runs (``docsync eval``) and their baseline.
 
 The write step is the only writer of documents during a run; every write is one short transaction.
 """
@@ -51,6 +52,15 @@ from docsync.state.document_store import (
     save_document,
     unindex_document,
     update_document,
+)
+from docsync.state.eval_store import (
+    baseline_recall,
+    docs_indexed_since,
+    eval_history,
+    eval_runs,
+    latest_eval,
+    record_eval,
+    run_started_at,
 )
 from docsync.state.review_store import (
     document_state,
@@ -110,6 +120,7 @@ __all__ = [
     "REVOCATION",
     "as_utc",
     "backlog",
+    "baseline_recall",
     "chunk_ids",
     "chunks",
     "clear_pending",
@@ -118,7 +129,10 @@ __all__ = [
     "document_state",
     "document_status_counts",
     "documents",
+    "docs_indexed_since",
     "dumps",
+    "eval_history",
+    "eval_runs",
     "finish_run",
     "finished_runs",
     "first_seen_of",
@@ -128,6 +142,7 @@ __all__ = [
     "last_reconciled",
     "last_success",
     "last_successful_run",
+    "latest_eval",
     "load_documents",
     "loads_object",
     "mark_for_reprocessing",
@@ -149,11 +164,13 @@ __all__ = [
     "quarantine_stages",
     "quarantine_to_reprocess",
     "recent_runs",
+    "record_eval",
     "record_quarantine",
     "recorded_points",
     "replace_pending",
     "resolve_quarantine",
     "run_metrics",
+    "run_started_at",
     "runs",
     "save_document",
     "set_quarantine_status",

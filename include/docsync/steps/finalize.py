@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,8 @@ from docsync.records import UpdatesReport, WriteReport
 
 if TYPE_CHECKING:
     from docsync.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def finalize(
@@ -24,6 +27,8 @@ def finalize(
     summary = metrics.summarize(
         engine, plan, reports, UpdatesReport.from_json(updates), finalize_s=round(time.perf_counter() - started, 3)
     )
+    if summary["chunks_embedded"] or summary["indexed"]:  # the run changed the index: the canary checks it
+        summary |= _canary(settings, plan.source, plan.run_id)
     state.finish_run(engine, plan.run_id, "success", summary, metrics.flatten(summary))
     metrics.emit(summary, settings)
     if plan.batches:  # nothing was validated otherwise (and importing GX alone takes seconds)
@@ -31,3 +36,18 @@ def finalize(
 
         data_docs.build(settings, plan.source, plan.run_id)  # GX Data Docs of the run's validations
     return summary
+
+
+def _canary(settings: Settings, source: str, run_id: str) -> dict:
+    """The label-free retrieval canary (docsync.evaluation.canary); it reports, never fails the run."""
+    from docsync.evaluation.canary import run_canary
+
+    try:
+        result = run_canary(settings, source, run_id)
+    except Exception as exc:  # a canary that cannot run is a finding, not a failed sync
+        log.warning("retrieval canary of run %s could not run: %s", run_id, exc)
+        return {"canary_error": f"{type(exc).__name__}: {exc}"[:300]}
+    if result.get("canary_misses"):
+        log.warning("retrieval canary of run %s: %d of %d sampled chunks did not find their own document first: %s",
+                    run_id, len(result["canary_misses"]), result["canary_samples"], result["canary_misses"])
+    return result
