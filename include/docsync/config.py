@@ -50,6 +50,13 @@ DEFAULT_PII_ENTITIES = (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+
+
+def embed_model_spec() -> str:
+    """DOCSYNC_EMBED_MODEL: a sentence-transformers model directory or an installed model
+    package (resolved by docsync.embed, which every embedding goes through)."""
+    return _env("DOCSYNC_EMBED_MODEL", DEFAULT_EMBED_MODEL)
 
 
 def _env(name: str, default: str) -> str:
@@ -150,6 +157,10 @@ class SyncSettings:
     data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
     data_docs_keep_runs: int = 20
     run_deadline_min: float = 360.0  # a run not finished this long after it was queued missed its deadline
+    # Re-processing of documents on a stale text fingerprint (docsync.fingerprint.Budget): documents
+    # ("200") or time ("30m") per run; PII-stricter changes ignore it when reprocess_urgent is on.
+    reprocess_budget: str = "200"
+    reprocess_urgent: bool = True
 
 
 _COMPONENTS = {"source": SourceSettings, "qdrant": QdrantSettings, "ocr": OcrSettings, "pii": PiiSettings,
@@ -277,5 +288,7 @@ def load_settings() -> Settings:
             data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
             data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
             run_deadline_min=float(_env("DOCSYNC_RUN_DEADLINE_MIN", "360")),
+            reprocess_budget=_env("DOCSYNC_REPROCESS_BUDGET", "200"),
+            reprocess_urgent=_env("DOCSYNC_REPROCESS_URGENT", "1").strip().lower() not in ("0", "false", "no", "off"),
         ),
     )

@@ -100,6 +100,9 @@ def build_sync_dag(
         default_args=DEFAULT_ARGS,
         params={
             "root": Param("", type="string", description="Source root; empty means the configured default."),
+            "full_resync": Param(False, type="boolean", description=(
+                "Re-hash every document instead of trusting an unchanged size and mtime (shares where tools "
+                "rewrite files keeping both).")),
         },
         tags=["docsync", source_kind],
         doc_md=doc_md,
@@ -120,7 +123,9 @@ def build_sync_dag(
             pushes the plan's reference as XCom ``plan`` for the updates and finalize tasks."""
             from docsync.steps.plan import plan as plan_run
 
-            planned = plan_run(settings_for_run(), run_id, (params or {}).get("root") or None)
+            params = params or {}
+            planned = plan_run(settings_for_run(), run_id, params.get("root") or None,
+                               full=bool(params.get("full_resync")))
             ti.xcom_push(key="plan", value=planned.plan)
             return list(planned.batches)
 

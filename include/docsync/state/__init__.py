@@ -7,7 +7,8 @@ statement on docsync's tables is a named function of this package:
 - :mod:`.document_store`: documents and chunks, as the sync steps read and write them;
 - :mod:`.run_store`: runs, summaries, metric points, reconcile times;
 - :mod:`.review_store`: the quarantine and the monitoring/review queries;
-- :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history.
+- :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history;
+- :mod:`.fingerprint_store`: processing fingerprints, per collection and stale per source.
 
 The write step is the only writer of documents during a run; every write is one short transaction.
 """
@@ -40,6 +41,14 @@ from docsync.state.document_store import (
     unindex_document,
     update_document,
 )
+from docsync.state.fingerprint_store import (
+    collection_fingerprint,
+    fingerprints_of,
+    forget_collection,
+    record_fingerprints,
+    set_collection_fingerprint,
+    stale_counts,
+)
 from docsync.state.review_store import (
     document_state,
     document_status_counts,
@@ -69,8 +78,10 @@ from docsync.state.run_store import (
 from docsync.state.schema import (
     as_utc,
     chunks,
+    collections,
     documents,
     dumps,
+    fingerprints,
     get_engine,
     loads_object,
     metadata,
@@ -92,15 +103,20 @@ __all__ = [
     "chunk_ids",
     "chunks",
     "clear_pending",
+    "collection_fingerprint",
+    "collections",
     "delete_document",
     "document_row",
     "document_state",
     "document_status_counts",
     "documents",
     "dumps",
+    "fingerprints",
+    "fingerprints_of",
     "finish_run",
     "finished_runs",
     "first_seen_of",
+    "forget_collection",
     "get_document",
     "get_engine",
     "indexed_doc_ids",
@@ -128,6 +144,7 @@ __all__ = [
     "quarantine_stages",
     "quarantine_to_reprocess",
     "recent_runs",
+    "record_fingerprints",
     "record_quarantine",
     "recorded_points",
     "replace_pending",
@@ -135,9 +152,11 @@ __all__ = [
     "run_metrics",
     "runs",
     "save_document",
+    "set_collection_fingerprint",
     "set_quarantine_status",
     "source_names",
     "sources",
+    "stale_counts",
     "start_run",
     "unfinished_run_count",
     "unfinished_runs",
