@@ -82,6 +82,12 @@ def reindex(
     with index.open_index(settings) as client:
         previous = index.alias_target(client, alias)
         legacy = previous is None and client.collection_exists(alias)
+        built = versions(client, alias)
+        serving = next((v for v in built if f"{alias}_v{v}" == previous), None)
+        for version in built:  # newer than the version the alias serves: left by a killed reindex
+            if serving is not None and version > serving:
+                client.delete_collection(f"{alias}_v{version}")
+                state.forget_collection(state.get_engine(settings.state_url), f"{alias}_v{version}")
         target = f"{alias}_v{max(versions(client, alias), default=0) + 1}"
         index.create_collection(client, target, local)
     run_id = f"reindex__{state.utcnow().strftime('%Y%m%dT%H%M%S%f')}"
