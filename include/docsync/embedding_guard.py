@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from docsync import state
+from docsync import index, state
 from docsync.config import embed_model_spec
 from docsync.fingerprint import EmbeddingChanged, digest
 
@@ -56,7 +56,7 @@ def claim(engine: Engine, client: QdrantClient, collection: str, embedding: dict
         return
     if recorded is not None:
         raise EmbeddingChanged(message(engine, collection, recorded, embedding, source))
-    size = client.get_collection(collection).config.params.vectors.size
+    size = client.get_collection(index.alias_target(client, collection) or collection).config.params.vectors.size
     if size != embedding["dimension"]:
         raise EmbeddingChanged(
             f"source {source!r}: collection {collection} holds {size}-dimensional vectors but "
