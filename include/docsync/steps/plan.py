@@ -18,6 +18,8 @@ from docsync.records import Batch, Delete, Plan, PlanCounts, Update, UpdateKind,
 from docsync.sources import SourceUnavailable
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from docsync.config import Settings
     from docsync.sources import Source, SourceEntry
 
@@ -90,7 +92,7 @@ def version_changed(entry: SourceEntry, row: dict) -> bool:
     return bool(recorded) and recorded != entry.version_tag
 
 
-def seconds_per_document(engine, source: str) -> float:
+def seconds_per_document(engine: Engine, source: str) -> float:
     """Processing seconds per document in the source's last successful run that processed any
     (what a time budget of re-processing is converted with); 10 s when none did."""
     last = state.last_successful_run(engine, source)
@@ -236,9 +238,9 @@ def plan(settings: Settings, run_id: str, root: str | None = None, full: bool = 
     counts = PlanCounts(
         seen=len(entries),
         unchanged=unchanged,
-        new=sum(1 for w in work if w.kind is WorkKind.NEW),
-        modified=sum(1 for w in work if w.kind is WorkKind.MODIFIED),
-        retried=sum(1 for w in work if w.kind is WorkKind.REPROCESS and not w.refresh),
+        new=sum(1 for w in pending_work if w.kind is WorkKind.NEW),  # found (not staged when refused)
+        modified=sum(1 for w in pending_work if w.kind is WorkKind.MODIFIED),
+        retried=sum(1 for w in pending_work if w.kind is WorkKind.REPROCESS),
         reprocess=len(refreshed),
         reprocess_urgent=sum(1 for w in refreshed if w.refresh == "pii"),
         stale_left=stale_left,

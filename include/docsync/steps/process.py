@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docsync import records, state
+from docsync import fingerprint, records, state
 from docsync.context import RunContext
 from docsync.deadlines import BatchBudget, deadline
 from docsync.errors import DocumentError, DocumentTimeout, Failure, Stage
@@ -107,8 +107,6 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
     chunked: dict[str, list] = {}
     slots: dict[str, int] = {}  # point id -> position in the embedder's output
     embedder = BackgroundEmbedder()
-    from docsync import fingerprint
-
     current = fingerprint.current(settings)  # recorded with each document: what produced its points
     try:
         for item in batch.items:
