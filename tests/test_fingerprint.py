@@ -179,6 +179,9 @@ def test_model_change_refuses_to_sync_until_reindex_which_keeps_searches_working
     during = points(settings)
     assert {k: v["text"] for k, v in during.items()} == {k: v["text"] for k, v in before.items()}, "no points written"
     assert all(v["allowed_principals"] == ["group:hr"] for v in during.values() if v["path"] == "people/handbook.md")
+    [refused, *_] = state.recent_runs(state.get_engine(settings.state_url), settings.source.name)
+    assert refused["status"] == "failed" and refused["summary"]["modified"] == 1
+    assert "docsync reindex" in refused["summary"]["refused"]
 
     # A reindex interrupted before its alias swap: searches still read the old version meanwhile.
     env = os.environ | {"DOCSYNC_HOME": str(settings.home), "DOCSYNC_KILL_AT": "reindex:before_swap",
