@@ -92,6 +92,7 @@ def test_fingerprints_name_what_changes_text_and_never_the_key(settings, monkeyp
         fingerprint.Budget.parse("soon")
 
 
+@pytest.mark.slow  # five syncs
 def test_chunk_size_change_reprocesses_oldest_first_within_budget_reusing_vectors(share, settings):
     first = run_sync(settings, root=str(share))
     assert first["indexed"] == 3 and first["stale_processing_documents"] == 0
