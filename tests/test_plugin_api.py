@@ -377,8 +377,10 @@ def test_pages_come_from_template_files_and_escape_everything():
     view = {"name": hostile, "freshness": "1 s", "slo": "1 d", "breached": False, "last_success": None,
             "quarantine_open": 0, "documents_indexed": 0, "charts": [chart, line_chart("empty", [], {})],
             "unfinished_runs": 0, "backlog": 0, "revocation_backlog": 0,
+            "stale_processing": 2, "stale_embedding": 1, "reprocessed": 1,
             "propagation": {"count": 0, "p50": "–", "p95": "–"}, "revocation": {"count": 0, "p50": "–", "p95": "–"},
             "ages": {"backlog_oldest_s": "0 s", "revocation_backlog_oldest_s": "0 s", "quarantine_oldest_s": "0 s"}}
     html = render("monitoring", title=hostile, root="/docsync", user=hostile, sources=[view])
     assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "On stale processing<b class=\"bad\">2</b>" in html and "<code>docsync reindex</code>" in html
     assert html.count("<svg") == 2 and "no runs with this metric yet" in html and "<polyline" in html

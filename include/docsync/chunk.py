@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from docsync.embed import MODEL_MAX_TOKENS, get_tokenizer
+from docsync.embed import get_tokenizer
+from docsync.embed import max_tokens as model_max_tokens
 
 if TYPE_CHECKING:
     from docsync.parse import Block
@@ -75,8 +76,8 @@ def _windows(text: str, limit: int, overlap: int) -> list[str]:
 
 
 def chunk_blocks(blocks: list[Block], max_tokens: int = 200, overlap: int = 32) -> list[Chunk]:
-    """Group blocks into chunks of at most ``max_tokens`` tokens (< the model's 256)."""
-    max_tokens = min(max_tokens, MODEL_MAX_TOKENS - 2)
+    """Group blocks into chunks of at most ``max_tokens`` tokens (< the model's window)."""
+    max_tokens = min(max_tokens, model_max_tokens() - 2)
     min_tokens = max_tokens // 4
     chunks: list[Chunk] = []
     current: list[str] = []

@@ -30,7 +30,7 @@ def _print(value: object, as_json: bool) -> None:
 def cmd_sync(args: argparse.Namespace) -> int:
     from docsync.pipeline import run_sync
 
-    summary = run_sync(_settings(args), root=args.root, workers=args.workers)
+    summary = run_sync(_settings(args), root=args.root, workers=args.workers, full=args.full_resync)
     _print(summary, args.json)
     return 0
 
@@ -169,11 +169,30 @@ def cmd_status(args: argparse.Namespace) -> int:
                                settings.sync.run_deadline_min * 60)
     out |= {k: live[k] for k in ("backlog_documents", "backlog_oldest_age_seconds", "revocation_backlog_documents",
                                  "revocation_backlog_oldest_age_seconds", "unfinished_runs")}
+    out |= processing_status(settings, engine)
     if not args.json:  # a histogram of one run on one line: how many changes, and their lags in total
         out |= {k: f"{v['count']} changes, {v['sum']:.0f} s in total" for k, v in out.items()
                 if f"docsync_{k}" in metrics.HISTOGRAMS and isinstance(v, dict)}
     _print(out, args.json)
     return 0
+
+
+def processing_status(settings: Settings, engine) -> dict:
+    """The current processing fingerprints and the source's documents produced by others."""
+    from docsync import fingerprint, state
+
+    current = fingerprint.current(settings)
+    stale = state.stale_counts(engine, settings.source.name, current.text_id, current.embedding_id)
+    recorded = state.collection_fingerprint(engine, settings.collection())
+    return {
+        "text_fingerprint": current.text_id,
+        "embedding_fingerprint": f"{current.embedding_id} ({current.embedding['model']})",
+        "collection_embedding": recorded or "not recorded yet",
+        "stale_processing_documents": stale["stale"],
+        "stale_text_documents": stale["stale_text"],
+        "stale_embedding_documents": stale["stale_embedding"],
+    } | ({"embedding_model_changed": "syncs refuse to write: run `docsync reindex`"}
+         if recorded and recorded != current.embedding_id else {})
 
 
 def cmd_demo_corpus(args: argparse.Namespace) -> int:
@@ -204,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="source name (collection docsync_<name>); default DOCSYNC_SOURCE_NAME")
     p.add_argument("--workers", type=int, help="batches processed in parallel processes (default DOCSYNC_WORKERS, 1); "
                    "each loads the models (~1.4 GB)")
+    p.add_argument("--full-resync", action="store_true",
+                   help="re-hash every document instead of trusting an unchanged size and mtime (for shares where "
+                   "tools rewrite files keeping both)")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("reconcile", help="repair drift between the state store and Qdrant")

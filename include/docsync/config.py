@@ -50,6 +50,13 @@ DEFAULT_PII_ENTITIES = (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+
+
+def embed_model_spec() -> str:
+    """DOCSYNC_EMBED_MODEL: a sentence-transformers model directory or an installed model
+    package (resolved by docsync.embed, which every embedding goes through)."""
+    return _env("DOCSYNC_EMBED_MODEL", DEFAULT_EMBED_MODEL)
 
 
 def _env(name: str, default: str) -> str:
@@ -163,6 +170,10 @@ class SyncSettings:
     eval_margin_points: float = 5.0
     canary_samples: int = 5
     search_mode: str = "hybrid"
+    # Re-processing of documents on a stale text fingerprint (docsync.fingerprint.Budget): documents
+    # ("200") or time ("30m") per run; PII-stricter changes ignore it when reprocess_urgent is on.
+    reprocess_budget: str = "200"
+    reprocess_urgent: bool = True
 
 
 @dataclass(frozen=True)
@@ -324,6 +335,8 @@ def load_settings() -> Settings:
             eval_margin_points=float(_env("DOCSYNC_EVAL_MARGIN_POINTS", "5")),
             canary_samples=max(0, int(_env("DOCSYNC_CANARY_SAMPLES", "5"))),
             search_mode=_search_mode(_env("DOCSYNC_SEARCH_MODE", "hybrid")),
+            reprocess_budget=_env("DOCSYNC_REPROCESS_BUDGET", "200"),
+            reprocess_urgent=_env("DOCSYNC_REPROCESS_URGENT", "1").strip().lower() not in ("0", "false", "no", "off"),
         ),
         directory=DirectorySettings(
             name=_env("DOCSYNC_DIRECTORY_NAME", "directory"),

@@ -100,6 +100,9 @@ def build_sync_dag(
         default_args=DEFAULT_ARGS,
         params={
             "root": Param("", type="string", description="Source root; empty means the configured default."),
+            "full_resync": Param(False, type="boolean", description=(
+                "Re-hash every document instead of trusting an unchanged size and mtime (shares where tools "
+                "rewrite files keeping both).")),
         },
         tags=["docsync", source_kind],
         doc_md=doc_md,
@@ -120,7 +123,9 @@ def build_sync_dag(
             pushes the plan's reference as XCom ``plan`` for the updates and finalize tasks."""
             from docsync.steps.plan import plan as plan_run
 
-            planned = plan_run(settings_for_run(), run_id, (params or {}).get("root") or None)
+            params = params or {}
+            planned = plan_run(settings_for_run(), run_id, params.get("root") or None,
+                               full=bool(params.get("full_resync")))
             ti.xcom_push(key="plan", value=planned.plan)
             return list(planned.batches)
 
@@ -146,9 +151,15 @@ def build_sync_dag(
 
         @task(trigger_rule="none_failed", outlets=[asset])
         def finalize(plan_ref: str, updates_report: dict, write_reports: list | None = None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from docsync.fingerprint import EmbeddingChanged
             from docsync.steps.finalize import finalize as finalize_run
 
-            return finalize_run(settings_for_run(), plan_ref, list(write_reports or []), updates_report)
+            try:
+                return finalize_run(settings_for_run(), plan_ref, list(write_reports or []), updates_report)
+            except EmbeddingChanged as exc:  # the model changed: a retry cannot help, `docsync reindex` does
+                raise AirflowFailException(str(exc)) from exc
 
         @task(trigger_rule="none_failed")
         def reconcile(summary: dict, run_id: str | None = None) -> dict:

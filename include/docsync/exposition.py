@@ -50,6 +50,19 @@ CATALOGUE: dict[str, str] = HISTOGRAMS | {
     "docsync_new": "New documents found by the last run.",
     "docsync_modified": "Modified documents found by the last run.",
     "docsync_retried": "Quarantined documents re-processed by the last run (retry, release, transient).",
+    "docsync_reprocessed": (
+        "Unchanged documents re-processed by the last run because the processing that produced them "
+        "(text fingerprint: parser/OCR, PII rules, chunking, GX suites) changed."
+    ),
+    "docsync_reprocess_urgent": "Documents the last run re-processed outside the budget: a PII-stricter change.",
+    "docsync_stale_processing_documents": (
+        "Indexed documents produced by other processing than the current configuration (text or embedding "
+        "fingerprint), after the last run: re-processed progressively within DOCSYNC_REPROCESS_BUDGET."
+    ),
+    "docsync_stale_embedding_documents": (
+        "Indexed documents embedded by another model than DOCSYNC_EMBED_MODEL: syncs refuse to write until "
+        "`docsync reindex` (should be 0)."
+    ),
     "docsync_indexed": "Documents indexed by the last run.",
     "docsync_quarantined": "Documents quarantined by the last run.",
     "docsync_deleted": "Documents removed from the index by the last run.",

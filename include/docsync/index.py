@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from docsync.embed import VECTOR_SIZE
+from docsync.embed import dimension
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -111,12 +111,12 @@ def ensure_collection(client: QdrantClient, name: str, local: bool) -> None:
 
 
 def create_collection(client: QdrantClient, name: str, local: bool) -> None:
-    """A concrete collection with docsync's vector size, the sparse keyword vector (IDF applied
-    by Qdrant) and, on a server, payload indexes."""
+    """A concrete collection with the configured model's vector size, the sparse keyword vector
+    (IDF applied by Qdrant) and, on a server, payload indexes."""
     from qdrant_client import models
 
     client.create_collection(
-        name, vectors_config=models.VectorParams(size=VECTOR_SIZE, distance=models.Distance.COSINE),
+        name, vectors_config=models.VectorParams(size=dimension(), distance=models.Distance.COSINE),
         sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
     )
     if not local:  # local mode ignores payload indexes
@@ -242,6 +242,9 @@ def point_payload(source: str, doc: DocResult, chunk: ChunkRecord, indexed_at: s
         "mime": doc.meta.mime if doc.meta else "",
         "modified_at": datetime.fromtimestamp(entry.mtime_ns / 1e9, tz=UTC).isoformat(),
         "indexed_at": indexed_at,
+        # What produced the point (docsync.fingerprint digests; `docsync status` names the current ones).
+        "text_fp": doc.text_fp,
+        "embed_fp": doc.embed_fp,
     } | access_payload(doc.allowed, doc.denied)
 
 

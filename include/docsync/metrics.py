@@ -68,9 +68,11 @@ def propagation_lag(applied_at: float, mtime_ns: int, last_scan: datetime | None
 
 
 def summarize(
-    engine: Engine, plan: Plan, write_reports: list[WriteReport], updates: UpdatesReport, finalize_s: float = 0.0
+    engine: Engine, plan: Plan, write_reports: list[WriteReport], updates: UpdatesReport, finalize_s: float = 0.0,
+    stale: dict[str, int] | None = None,
 ) -> dict:
-    """The run summary: what the plan found, what was written and applied, and the totals."""
+    """The run summary: what the plan found, what was written and applied, and the totals.
+    ``stale``: the source's documents on stale processing after the run (state.stale_counts)."""
     totals: Counter = Counter()
     pii: Counter = Counter()
     lags: list[float] = list(updates.propagation_lag_s)
@@ -94,6 +96,8 @@ def summarize(
         "new": counts.new,
         "modified": counts.modified,
         "retried": counts.retried,
+        "reprocessed": totals["reprocessed"],
+        "reprocess_urgent": counts.reprocess_urgent,
         "indexed": totals["indexed"],
         "quarantined": totals["quarantined"] + applied.get("quarantined", 0),
         "deferred": totals["deferred"],
@@ -112,6 +116,8 @@ def summarize(
         "documents_indexed_total": by_status.get("indexed", 0),
         "documents_quarantined_total": by_status.get("quarantined", 0),
         "quarantine_open": state.open_quarantine_count(engine, plan.source),
+        "stale_processing_documents": (stale or {}).get("stale", 0),
+        "stale_embedding_documents": (stale or {}).get("stale_embedding", 0),
     }
 
 

@@ -20,6 +20,11 @@ from docsync.pii_recognizers import docsync_recognizers, propagate_names
 apply_offline_env()
 
 SPACY_MODEL = "en_core_web_sm"
+# Bump whenever a recognizer is added or made to find more (docsync.pii_recognizers, the strict
+# pattern recognizers below): documents anonymized by an older version are re-processed first,
+# without waiting for the re-processing budget (docsync.fingerprint.stricter_pii). A plain int
+# literal: docsync.fingerprint reads it from this file without importing Presidio.
+RECOGNIZER_VERSION = 1
 IGNORED_NER_LABELS = ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "LAW", "WORK_OF_ART", "PRODUCT", "EVENT", "LANGUAGE", "FAC"]
 
 

@@ -30,16 +30,17 @@ def _init_worker(threads: int) -> None:
 
 def run_sync(
     settings: Settings, root: str | None = None, run_id: str | None = None, cleanup: bool = True,
-    workers: int | None = None,
+    workers: int | None = None, full: bool = False,
 ) -> dict:
     """plan -> updates -> process -> write -> finalize -> reconcile, from this process.
 
     With ``workers`` > 1 (``DOCSYNC_WORKERS``) batches are processed by that many worker
     processes at once, as the DAG's mapped ``process`` tasks are; this process writes
-    their results one at a time, in plan order (embedded Qdrant has one writer).
+    their results one at a time, in plan order (embedded Qdrant has one writer). ``full``: a
+    forced full re-sync (every document re-hashed instead of trusting size and mtime).
     """
     run_id = run_id or f"cli__{state.utcnow().strftime('%Y%m%dT%H%M%S%f')}"
-    planned = plan(settings, run_id, root)
+    planned = plan(settings, run_id, root, full=full)
     if planned.counts.changes_nothing:  # no batches, updates or deletes: Qdrant is not even opened
         return _finish(settings, planned, [], {}, run_id, cleanup)
     from docsync import index

@@ -24,7 +24,9 @@ class WorkKind(StrEnum):
 
     NEW = "new"  # docsync has not indexed this path before
     MODIFIED = "modified"  # its content changed (or its permissions were fixed while quarantined)
-    REPROCESS = "reprocess"  # a reviewer asked for it, or an earlier read failed transiently
+    # A reviewer asked for it, an earlier read failed transiently, or (WorkItem.refresh) the
+    # document's processing fingerprint is stale (docsync.fingerprint).
+    REPROCESS = "reprocess"
     REINDEX = "reindex"  # rebuilt into a new collection version by `docsync reindex`
 
 
@@ -73,6 +75,9 @@ class WorkItem:
     kind: WorkKind
     content_hash: str = ""  # known hash ("" when the plan did not need to read the file)
     override: bool = False  # a reviewer released it: document-quality checks are waived
+    # Why a REPROCESS item re-processes an unchanged document: "stale" (its text fingerprint is
+    # not the current one; within DOCSYNC_REPROCESS_BUDGET) or "pii" (the change is PII-stricter).
+    refresh: str = ""
 
     @property
     def path(self) -> str:
@@ -80,12 +85,12 @@ class WorkItem:
 
     def to_json(self) -> dict:
         return {"doc_id": self.doc_id, "kind": str(self.kind), "content_hash": self.content_hash,
-                "override": self.override, "entry": _entry_json(self.entry)}
+                "override": self.override, "refresh": self.refresh, "entry": _entry_json(self.entry)}
 
     @classmethod
     def from_json(cls, value: dict) -> WorkItem:
         return cls(value["doc_id"], _entry_from(value["entry"]), WorkKind(value["kind"]),
-                   value.get("content_hash", ""), bool(value.get("override")))
+                   value.get("content_hash", ""), bool(value.get("override")), value.get("refresh", ""))
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,10 @@ class PlanCounts:
     unchanged: int = 0
     new: int = 0
     modified: int = 0
-    retried: int = 0  # work of kind REPROCESS
+    retried: int = 0  # work of kind REPROCESS asked for by a reviewer or a transient failure
+    reprocess: int = 0  # unchanged documents re-processed for a stale text fingerprint (incl. urgent)
+    reprocess_urgent: int = 0  # of which PII-stricter changes, outside the budget
+    stale_left: int = 0  # documents on a stale text fingerprint left for later runs (budget)
     acl_changed: int = 0
     moved: int = 0
     deleted: int = 0
@@ -180,17 +188,22 @@ class Plan:
     updates: tuple[Update, ...]
     deletes: tuple[Delete, ...]
     counts: PlanCounts
+    # Why the run writes no points (the embedding model differs from the collection's): the
+    # updates step still applies deletes and ACL changes, finalize fails the run with it.
+    refused: str = ""
 
     def to_json(self) -> dict:
         return {"run_id": self.run_id, "source": self.source, "root": self.root, "planned_at": self.planned_at,
                 "plan_s": self.plan_s, "batches": list(self.batches), "updates": [u.to_json() for u in self.updates],
-                "deletes": [d.to_json() for d in self.deletes], "counts": self.counts.to_json()}
+                "deletes": [d.to_json() for d in self.deletes], "counts": self.counts.to_json(),
+                "refused": self.refused}
 
     @classmethod
     def from_json(cls, value: dict) -> Plan:
         return cls(value["run_id"], value["source"], value["root"], value["planned_at"], float(value["plan_s"]),
                    tuple(value["batches"]), tuple(Update.from_json(u) for u in value["updates"]),
-                   tuple(Delete.from_json(d) for d in value["deletes"]), PlanCounts.from_json(value["counts"]))
+                   tuple(Delete.from_json(d) for d in value["deletes"]), PlanCounts.from_json(value["counts"]),
+                   value.get("refused", ""))
 
 
 @dataclass(frozen=True)
@@ -250,6 +263,8 @@ class DocResult:
     meta: DocMeta | None = None
     preview: str = ""  # anonymized text, only for quarantined documents without surviving PII
     chunks: tuple[ChunkRecord, ...] = ()
+    text_fp: str = ""  # the processing that produced it (docsync.fingerprint digests)
+    embed_fp: str = ""
 
     @property
     def doc_id(self) -> str:
@@ -264,7 +279,7 @@ class DocResult:
                 "failure": self.failure.to_json() if self.failure else None, "content_hash": self.content_hash,
                 "allowed": list(self.allowed), "denied": list(self.denied),
                 "meta": self.meta.to_json() if self.meta else None, "preview": self.preview,
-                "chunks": [c.to_json() for c in self.chunks]}
+                "chunks": [c.to_json() for c in self.chunks], "text_fp": self.text_fp, "embed_fp": self.embed_fp}
 
     @classmethod
     def from_json(cls, value: dict) -> DocResult:
@@ -274,6 +289,7 @@ class DocResult:
             tuple(value.get("allowed", ())), tuple(value.get("denied", ())),
             DocMeta.from_json(value["meta"]) if value.get("meta") else None, value.get("preview", ""),
             tuple(ChunkRecord.from_json(c) for c in value.get("chunks", ())),
+            value.get("text_fp", ""), value.get("embed_fp", ""),
         )
 
 

@@ -8,6 +8,11 @@ atomic ``update_collection_aliases`` call and drops the previous version (kept w
 
 Pause the sync DAG of the source meanwhile: a sync that overlaps writes to the old
 version; the reconcile step of the next run repairs what it missed.
+
+This is how the embedding model changes (``DOCSYNC_EMBED_MODEL``): syncs refuse to write into a
+collection of another model (docsync.embedding_guard); the new version is built with the
+configured model, records its embedding fingerprint, and the alias takes it over at the swap.
+Searches keep reading the previous version through the alias until then.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from docsync import index, records, state, storage
+from docsync import fingerprint, index, records, state, storage
 from docsync.context import RunContext
+from docsync.faults import crash_point
 from docsync.principals import canonical_form_tag
 from docsync.records import Batch, WorkItem, WorkKind
 from docsync.steps.plan import with_canonical_form
@@ -76,6 +82,12 @@ def reindex(
     with index.open_index(settings) as client:
         previous = index.alias_target(client, alias)
         legacy = previous is None and client.collection_exists(alias)
+        built = versions(client, alias)
+        serving = next((v for v in built if f"{alias}_v{v}" == previous), None)
+        for version in built:  # newer than the version the alias serves: left by a killed reindex
+            if serving is not None and version > serving:
+                client.delete_collection(f"{alias}_v{version}")
+                state.forget_collection(state.get_engine(settings.state_url), f"{alias}_v{version}")
         target = f"{alias}_v{max(versions(client, alias), default=0) + 1}"
         index.create_collection(client, target, local)
     run_id = f"reindex__{state.utcnow().strftime('%Y%m%dT%H%M%S%f')}"
@@ -87,15 +99,21 @@ def reindex(
     except BaseException:
         with index.open_index(settings) as client:  # the alias still points at the old version
             client.delete_collection(target)
+        state.forget_collection(state.get_engine(settings.state_url), target)
         raise
     finally:
         storage.cleanup_run(settings, source_name, run_id)
+    crash_point("reindex:before_swap")
+    engine = state.get_engine(settings.state_url)
     with index.open_index(settings) as client:
         if legacy:  # a plain collection from an older deployment: replaced once by the alias
             client.delete_collection(alias)
         index.switch_alias(client, alias, target)
+        # The alias now serves the new version's vectors: syncs write with this model again.
+        state.set_collection_fingerprint(engine, alias, fingerprint.digest(fingerprint.embedding_fingerprint()))
         if previous and not keep_previous:
             client.delete_collection(previous)
+            state.forget_collection(engine, previous)
     report = {
         "source": source_name,
         "alias": alias,

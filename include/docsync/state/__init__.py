@@ -10,6 +10,7 @@ statement on docsync's tables is a named function of this package:
 - :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history;
 - :mod:`.directory_store`: the directory snapshot (users, groups, effective principals) of docsync.directory.
 - :mod:`.eval_store`: retrieval evaluation runs (``docsync eval``) and their baseline.
+- :mod:`.fingerprint_store`: processing fingerprints, per collection and stale per source.
 
 The write step is the only writer of documents during a run; every write is one short transaction.
 """
@@ -62,6 +63,14 @@ from docsync.state.eval_store import (
     record_eval,
     run_started_at,
 )
+from docsync.state.fingerprint_store import (
+    collection_fingerprint,
+    fingerprints_of,
+    forget_collection,
+    record_fingerprints,
+    set_collection_fingerprint,
+    stale_counts,
+)
 from docsync.state.review_store import (
     document_state,
     document_status_counts,
@@ -91,8 +100,10 @@ from docsync.state.run_store import (
 from docsync.state.schema import (
     as_utc,
     chunks,
+    collections,
     documents,
     dumps,
+    fingerprints,
     get_engine,
     loads_object,
     metadata,
@@ -124,6 +135,8 @@ __all__ = [
     "chunk_ids",
     "chunks",
     "clear_pending",
+    "collection_fingerprint",
+    "collections",
     "delete_document",
     "document_row",
     "document_state",
@@ -133,9 +146,12 @@ __all__ = [
     "dumps",
     "eval_history",
     "eval_runs",
+    "fingerprints",
+    "fingerprints_of",
     "finish_run",
     "finished_runs",
     "first_seen_of",
+    "forget_collection",
     "get_document",
     "get_engine",
     "indexed_doc_ids",
@@ -165,6 +181,7 @@ __all__ = [
     "quarantine_to_reprocess",
     "recent_runs",
     "record_eval",
+    "record_fingerprints",
     "record_quarantine",
     "recorded_points",
     "replace_pending",
@@ -173,9 +190,11 @@ __all__ = [
     "run_started_at",
     "runs",
     "save_document",
+    "set_collection_fingerprint",
     "set_quarantine_status",
     "source_names",
     "sources",
+    "stale_counts",
     "start_run",
     "unfinished_run_count",
     "unfinished_runs",

@@ -87,6 +87,8 @@ def document_row(
     denied: Iterable[str] = (),
     chunk_count: int = 0,
     doc_meta: dict | None = None,
+    text_fp: str = "",
+    embed_fp: str = "",
 ) -> dict:
     """The column values of one ``docsync_documents`` row (for :func:`save_document`)."""
     return {
@@ -104,6 +106,8 @@ def document_row(
         "doc_meta": dumps(doc_meta or {}),
         "first_seen": first_seen,
         "indexed_at": indexed_at,
+        "text_fp": text_fp,
+        "embed_fp": embed_fp,
     }
 
 

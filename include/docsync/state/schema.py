@@ -36,7 +36,32 @@ documents = sa.Table(
     sa.Column("doc_meta", sa.Text, nullable=False, default="{}"),  # mime, pages, ocr, pii counts
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("indexed_at", sa.DateTime(timezone=True)),
+    # The processing that produced the document's points (docsync.fingerprint digests; "": it
+    # was indexed before docsync recorded them).
+    sa.Column("text_fp", sa.String(64), nullable=False, default=""),
+    sa.Column("embed_fp", sa.String(64), nullable=False, default=""),
     sa.UniqueConstraint("source", "path_hash", name="uq_docsync_documents_source_path_hash"),
+)
+
+# Every processing fingerprint docsync has used, by digest: what a document's ``text_fp``
+# stood for, so that a plan can tell a PII-stricter change from another one.
+fingerprints = sa.Table(
+    "docsync_fingerprints",
+    metadata,
+    sa.Column("fp_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # text | embedding
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The embedding fingerprint of the vectors in each collection (an alias, or a version being
+# built by `docsync reindex`): vectors of two models never share one.
+collections = sa.Table(
+    "docsync_collections",
+    metadata,
+    sa.Column("collection", sa.String(255), primary_key=True),
+    sa.Column("embed_fp", sa.String(64), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 chunks = sa.Table(
@@ -179,10 +204,14 @@ def _restrict_sqlite_files(url: str) -> None:
 
 def _migrate(engine: Engine) -> None:
     """Bring a state store created by an older docsync to this schema (idempotent):
-    documents get ``path_hash`` (unique per source instead of the bounded path), and on
-    PostgreSQL the path columns become unbounded text."""
+    documents get ``path_hash`` (unique per source instead of the bounded path) and their
+    processing fingerprints (empty: re-processed within the budget), and on PostgreSQL the
+    path columns become unbounded text."""
     columns = {c["name"] for c in sa.inspect(engine).get_columns("docsync_documents")}
     with engine.begin() as conn:
+        for column in ("text_fp", "embed_fp"):
+            if column not in columns:
+                conn.execute(sa.text(f"ALTER TABLE docsync_documents ADD COLUMN {column} VARCHAR(64) NOT NULL DEFAULT ''"))
         if "path_hash" not in columns:
             conn.execute(sa.text("ALTER TABLE docsync_documents ADD COLUMN path_hash VARCHAR(64)"))
             for doc_id, path in conn.execute(sa.select(documents.c.doc_id, documents.c.path)).all():

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docsync import quarantine, records, state
+from docsync import embedding_guard, fingerprint, quarantine, records, state
 from docsync.context import RunContext
 from docsync.errors import DocumentError
 from docsync.principals import canonical_form_tag
@@ -18,6 +18,8 @@ from docsync.records import Batch, Delete, Plan, PlanCounts, Update, UpdateKind,
 from docsync.sources import SourceUnavailable
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from docsync.config import Settings
     from docsync.sources import Source, SourceEntry
 
@@ -90,8 +92,51 @@ def version_changed(entry: SourceEntry, row: dict) -> bool:
     return bool(recorded) and recorded != entry.version_tag
 
 
-def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
-    """Detect changes and stage the run's work. Returns references only (safe for XCom)."""
+def seconds_per_document(engine: Engine, source: str) -> float:
+    """Processing seconds per document in the source's last successful run that processed any
+    (what a time budget of re-processing is converted with); 10 s when none did."""
+    last = state.last_successful_run(engine, source)
+    values = state.run_metrics(engine, [last["run_id"]])[last["run_id"]] if last else {}
+    if values.get("indexed", 0) + values.get("quarantined", 0) <= 0:
+        return 10.0
+    return values.get("stage_process_s", 0.0) / (values.get("indexed", 0) + values.get("quarantined", 0))
+
+
+def refresh_work(settings: Settings, ctx: RunContext, stale: list[tuple[SourceEntry, dict]],
+                 current: dict) -> tuple[list[WorkItem], int]:
+    """Which documents on a stale text fingerprint this run re-processes: PII-stricter changes
+    first (all of them, outside the budget, with DOCSYNC_REPROCESS_URGENT), then the longest
+    indexed, within DOCSYNC_REPROCESS_BUDGET. Returns (work, documents left for later runs)."""
+    old = state.fingerprints_of(ctx.engine, {row["text_fp"] for _e, row in stale})
+    ranked = sorted(
+        ((not fingerprint.stricter_pii(old.get(row["text_fp"]), current), state.as_utc(row["indexed_at"])
+          or state.utcnow(), entry, row) for entry, row in stale),
+        key=lambda item: (item[0], item[1]),
+    )
+    budget = fingerprint.Budget.parse(settings.sync.reprocess_budget)
+    limit = budget.documents_for(seconds_per_document(ctx.engine, ctx.source_name) if budget.seconds else 0.0)
+    work: list[WorkItem] = []
+    budgeted = 0
+    for relaxed, _at, entry, row in ranked:
+        urgent = not relaxed and settings.sync.reprocess_urgent
+        if not urgent:
+            if limit is not None and budgeted >= limit:
+                break
+            budgeted += 1
+        work.append(WorkItem(row["doc_id"], entry, WorkKind.REPROCESS, row["content_hash"],
+                             refresh="stale" if relaxed else "pii"))
+    return work, len(stale) - len(work)
+
+
+def rewritten(source: Source, entry: SourceEntry, row: dict, max_bytes: int) -> bool:
+    """A forced full re-sync: the content changed although size and mtime did not (tools that
+    rewrite files keeping both). An unreadable one counts as changed (quarantined with why)."""
+    return content_hash(source, entry, max_bytes) != row["content_hash"]
+
+
+def plan(settings: Settings, run_id: str, root: str | None = None, full: bool = False) -> PlanRef:
+    """Detect changes and stage the run's work. Returns references only (safe for XCom).
+    ``full``: re-hash every document instead of trusting an unchanged size and mtime."""
     started = time.perf_counter()
     ctx = RunContext(settings, settings.source.name, run_id)
     source = ctx.source(root)
@@ -106,6 +151,11 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
             f"collection {ctx.collection} and the source's rows in docsync_documents by hand."
         )
     state.start_run(ctx.engine, run_id, source.name)
+    current = fingerprint.current(settings)
+    state.record_fingerprints(ctx.engine, {current.text_id: ("text", current.text),
+                                           current.embedding_id: ("embedding", current.embedding)})
+    refused = embedding_guard.refusal(ctx.engine, ctx.collection, current.embedding, source.name)
+    stale: list[tuple[SourceEntry, dict]] = []
     reprocess = quarantine.reprocess_requests(ctx.engine, source.name)
     limit = settings.source.max_file_bytes
     taken = {row["doc_id"] for row in known.values()}
@@ -121,12 +171,15 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
         requested = reprocess.get(row["doc_id"])
         if requested:
             work.append(WorkItem(row["doc_id"], entry, WorkKind.REPROCESS, override=requested == "released"))
-        elif entry.size == row["size"] and entry.mtime_ns == row["mtime_ns"] and not version_changed(entry, row):
+        elif (entry.size == row["size"] and entry.mtime_ns == row["mtime_ns"] and not version_changed(entry, row)
+              and not (full and rewritten(source, entry, row, limit))):
             if entry.acl_fingerprint != row["acl_fingerprint"] and row["status"] == "quarantined":
                 # Permissions fixed on a quarantined document: process it again in full.
                 work.append(WorkItem(row["doc_id"], entry, WorkKind.MODIFIED, row["content_hash"]))
             elif entry.acl_fingerprint != row["acl_fingerprint"]:
                 updates.append(Update(row["doc_id"], entry, UpdateKind.ACL))
+            elif row["status"] == "indexed" and row["text_fp"] != current.text_id:
+                stale.append((entry, row))  # produced by other processing: re-processed within the budget
             else:
                 unchanged += 1
         else:
@@ -159,10 +212,20 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
             f"(limit {settings.sync.max_delete_fraction:.0%}, DOCSYNC_MAX_DELETE_FRACTION). Nothing was changed. "
             "If the share is healthy and the deletion is intended, raise the limit for one run."
         )
+    refreshed, stale_left = refresh_work(settings, ctx, stale, current.text) if stale else ([], 0)
+    unchanged += stale_left
+    if refused:  # no points of another model into the collection; updates and deletes still go
+        log.error("plan %s: %s", run_id, refused)
+        refreshed, pending_work, work = [], work, []
+    else:
+        pending_work = work
+        work = work + refreshed
     planned_at = state.utcnow()
     # The backlog: what this plan found to do, aged from when a change was first detected.
     # A touch changes nothing searchable, so it is no backlog.
-    changes = {w.doc_id: state.CONTENT for w in work}
+    # Re-processing for a stale fingerprint is no change of the source: not backlog (it is
+    # the stale-processing gauge); work a refusing run leaves undone is.
+    changes = {w.doc_id: state.CONTENT for w in pending_work}
     changes |= {u.doc_id: state.REVOCATION if u.kind is UpdateKind.ACL else state.CONTENT
                 for u in updates if u.kind is not UpdateKind.TOUCH}
     changes |= {d.doc_id: state.REVOCATION for d in deletes}
@@ -175,9 +238,12 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
     counts = PlanCounts(
         seen=len(entries),
         unchanged=unchanged,
-        new=sum(1 for w in work if w.kind is WorkKind.NEW),
-        modified=sum(1 for w in work if w.kind is WorkKind.MODIFIED),
-        retried=sum(1 for w in work if w.kind is WorkKind.REPROCESS),
+        new=sum(1 for w in pending_work if w.kind is WorkKind.NEW),  # found (not staged when refused)
+        modified=sum(1 for w in pending_work if w.kind is WorkKind.MODIFIED),
+        retried=sum(1 for w in pending_work if w.kind is WorkKind.REPROCESS),
+        reprocess=len(refreshed),
+        reprocess_urgent=sum(1 for w in refreshed if w.refresh == "pii"),
+        stale_left=stale_left,
         acl_changed=sum(1 for u in updates if u.kind is UpdateKind.ACL),
         moved=len(moved),
         deleted=len(deletes),
@@ -185,7 +251,7 @@ def plan(settings: Settings, run_id: str, root: str | None = None) -> PlanRef:
     staged = Plan(
         run_id=run_id, source=source.name, root=root_used, planned_at=planned_at.isoformat(),
         plan_s=round(time.perf_counter() - started, 3), batches=batches, updates=tuple(updates),
-        deletes=tuple(deletes), counts=counts,
+        deletes=tuple(deletes), counts=counts, refused=refused,
     )
     plan_ref = records.write(ctx.files.plan, staged)
     log.info("plan %s: %s", run_id, counts.to_json())

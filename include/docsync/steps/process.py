@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docsync import records, state
+from docsync import fingerprint, records, state
 from docsync.context import RunContext
 from docsync.deadlines import BatchBudget, deadline
 from docsync.errors import DocumentError, DocumentTimeout, Failure, Stage
@@ -107,6 +107,7 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
     chunked: dict[str, list] = {}
     slots: dict[str, int] = {}  # point id -> position in the embedder's output
     embedder = BackgroundEmbedder()
+    current = fingerprint.current(settings)  # recorded with each document: what produced its points
     try:
         for item in batch.items:
             if budget.exhausted():
@@ -178,7 +179,8 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
             ocr_confidence=p.parsed.ocr_confidence, page_confidence=p.parsed.page_confidence,
             pii_counts=dict(p.pii_counts), version_tag=item.entry.version_tag,
         )
-        common = dict(content_hash=p.content_hash, allowed=tuple(p.allowed), denied=tuple(p.denied), meta=meta)
+        common = dict(content_hash=p.content_hash, allowed=tuple(p.allowed), denied=tuple(p.denied), meta=meta,
+                      text_fp=current.text_id, embed_fp=current.embedding_id)
         failure = doc_failures.get(doc_id) or chunk_failures.get(doc_id)
         if failure:
             results[doc_id] = DocResult(item, DocStatus.QUARANTINED, failure, preview=_preview(p), **common)

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from docsync import index, metrics, quarantine, records, state, storage
+from docsync import embedding_guard, fingerprint, index, metrics, quarantine, records, state, storage
 from docsync.context import RunContext
 from docsync.errors import Failure, Stage
 from docsync.faults import crash_point
@@ -35,7 +35,7 @@ def _document_row(source: str, doc: DocResult, status: str, first_seen: datetime
         source=source, doc_id=doc.doc_id, path=entry.path, size=entry.size, mtime_ns=entry.mtime_ns,
         acl_fingerprint=entry.acl_fingerprint, status=status, first_seen=first_seen, indexed_at=indexed_at,
         content_hash=doc.content_hash, allowed=doc.allowed, denied=doc.denied, chunk_count=len(doc.chunks),
-        doc_meta=doc.meta.to_json() if doc.meta else {},
+        doc_meta=doc.meta.to_json() if doc.meta else {}, text_fp=doc.text_fp, embed_fp=doc.embed_fp,
     )
 
 
@@ -105,7 +105,14 @@ def write_batch(settings: Settings, result_ref: str, collection: str | None = No
     stamp = now.isoformat()
     with index.open_index(settings) as client:
         index.ensure_collection(client, collection, index.is_local(settings))
+        # Vectors of another model than the collection's are never written (embedding_guard).
+        embedding = fingerprint.embedding_fingerprint()
+        embedding_guard.claim(ctx.engine, client, collection, embedding, source)
         ok_docs = [d for d in documents if d.status is DocStatus.OK]
+        if any(d.embed_fp and d.embed_fp != fingerprint.digest(embedding) for d in ok_docs):
+            raise fingerprint.EmbeddingChanged(
+                f"batch {result.number} of run {result.run_id} ({source}) was embedded with another model than "
+                "DOCSYNC_EMBED_MODEL names now; nothing of it was written. The next run plans its documents again.")
         for doc in documents:
             if doc.status is DocStatus.QUARANTINED:
                 with ctx.engine.begin() as conn:
@@ -149,6 +156,8 @@ def write_batch(settings: Settings, result_ref: str, collection: str | None = No
         n_reused = sum(1 for c in doc.chunks if c.vector is None)
         n_missing = sum(1 for c in doc.chunks if c.point_id in reembedded)
         counts["indexed"] += 1
+        if doc.item.refresh:  # an unchanged document re-processed for a stale text fingerprint
+            counts["reprocessed"] += 1
         counts["chunks"] += len(doc.chunks)
         counts["chunks_embedded"] += len(doc.chunks) - n_reused + n_missing
         counts["chunks_reused"] += n_reused - n_missing
