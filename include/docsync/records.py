@@ -73,6 +73,7 @@ class WorkItem:
     kind: WorkKind
     content_hash: str = ""  # known hash ("" when the plan did not need to read the file)
     override: bool = False  # a reviewer released it: document-quality checks are waived
+    parent: str = ""  # a part of a container (attachment, archive member): the listed document's id
 
     @property
     def path(self) -> str:
@@ -80,12 +81,12 @@ class WorkItem:
 
     def to_json(self) -> dict:
         return {"doc_id": self.doc_id, "kind": str(self.kind), "content_hash": self.content_hash,
-                "override": self.override, "entry": _entry_json(self.entry)}
+                "override": self.override, "entry": _entry_json(self.entry), "parent": self.parent}
 
     @classmethod
     def from_json(cls, value: dict) -> WorkItem:
         return cls(value["doc_id"], _entry_from(value["entry"]), WorkKind(value["kind"]),
-                   value.get("content_hash", ""), bool(value.get("override")))
+                   value.get("content_hash", ""), bool(value.get("override")), value.get("parent", ""))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from docsync.state.backlog_store import (
     unfinished_run_count,
 )
 from docsync.state.document_store import (
+    children_of,
     chunk_ids,
     delete_document,
     document_row,
@@ -35,6 +36,7 @@ from docsync.state.document_store import (
     indexed_doc_ids,
     load_documents,
     mark_for_reprocessing,
+    parents_of,
     recorded_points,
     save_document,
     unindex_document,
@@ -97,6 +99,7 @@ __all__ = [
     "document_state",
     "document_status_counts",
     "documents",
+    "children_of",
     "dumps",
     "finish_run",
     "finished_runs",
@@ -116,6 +119,7 @@ __all__ = [
     "metric_sums",
     "oldest_open_quarantine",
     "open_quarantine_count",
+    "parents_of",
     "path_hash",
     "pending",
     "pending_since",
