@@ -106,7 +106,9 @@ def parse_xlsx(data: bytes, path: str, mime: str) -> ParsedDocument:
     blocks: list[Block] = []
     try:
         for number, sheet in enumerate(book.worksheets, start=1):
-            for block in rows_to_blocks(sheet.iter_rows(values_only=True), sheet.title, path):
+            width = sheet.max_column or 0  # read-only rows end at their last value: pad them to the sheet
+            rows = (list(r) + [None] * (width - len(r)) for r in sheet.iter_rows(values_only=True))
+            for block in rows_to_blocks(rows, sheet.title, path):
                 block.page = number
                 blocks.append(block)
     finally:
