@@ -27,7 +27,9 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.
 export DOCSYNC_HOME ?= $(CURDIR)/.docsync
 export DOCSYNC_FILESHARE_ROOT ?= $(CURDIR)/.demo/corpus
 
-APT_RUN := tesseract-ocr poppler-utils libmagic1
+# libreoffice-*-nogui: legacy Office (.doc/.xls/.ppt), OpenDocument and RTF, converted headless
+# (docsync.parsers.convert); the -nogui builds leave out the desktop (X11/GTK) dependencies.
+APT_RUN := tesseract-ocr poppler-utils libmagic1 libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 # prometheus: for its promtool (`promtool check/test rules`, tests/test_alerts.py); its server is
 # stopped and disabled right after installation (the `apt` target), so that it never listens.
 APT_TEST := samba smbclient chromium redis-server strace acl prometheus
