@@ -209,8 +209,10 @@ def _parse(data: bytes, path: str, settings: Settings) -> ParsedDocument:
         return handler(data, path, mime, settings)
     if mime in OOXML.values():
         return _partition(data, path, mime)
-    if mime in TEXT_MIMES or mime.startswith("text/"):
+    if mime in TEXT_MIMES:
         return _partition(data, path, mime)
+    if mime.startswith("text/"):  # libmagic's guesses at source code and the like: read as plain text
+        return _partition(data, path, "text/plain")
     raise parse_failure(Stage.DETECT, p.unsupported_reason(mime, path))
 
 

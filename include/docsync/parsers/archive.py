@@ -49,6 +49,8 @@ def parse_zip(data: bytes, path: str, settings: Settings) -> ParsedDocument:
         name = member_name(info.filename)
         if not name or name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1].startswith("._"):
             continue  # macOS resource forks: metadata, no document
+        if name in names:  # two members that read the same once made safe: keep both, apart
+            name = f"{name}~{len(names)}"
         names.append(name)
         children.append(Child(name, loader=_loader(archive, info, path, settings), size=info.file_size))
     blocks = [Block(f"Archive {path.rsplit('/', 1)[-1]}: {len(names)} files", kind="title")]

@@ -36,6 +36,7 @@ def rows_to_blocks(rows: Iterable[list[object]], sheet: str | None, path: str) -
     """Blocks of one table: the first non-empty row is the header."""
     blocks: list[Block] = [Block(sheet, kind="title")] if sheet else []
     header: list[str] | None = None
+    caption: list[str] | None = None
     cells = 0
     for number, raw in enumerate(rows, start=1):
         row = [_cell(v) for v in raw]
@@ -46,19 +47,28 @@ def rows_to_blocks(rows: Iterable[list[object]], sheet: str | None, path: str) -
             )
         if not any(row):
             continue
-        if header is None and sum(1 for c in row if c) == 1 and len(row) > 1:
-            blocks.append(Block(next(c for c in row if c), kind="title"))  # a caption above the table
+        filled = sum(1 for c in row if c)
+        if header is None and caption is None and filled == 1:
+            caption = row  # a caption above the table, or the header of a one-column table
             continue
         if header is None:
-            header = row
-            blocks.append(Block(" | ".join(c for c in row if c), kind="title" if not sheet else "text"))
-            continue
+            if caption is not None and filled == 1:  # one column after all: that was its header
+                header, row = caption, row
+            else:
+                if caption is not None:
+                    blocks.append(Block(next(c for c in caption if c), kind="title"))
+                header, row = row, []
+            blocks.append(Block(" | ".join(c for c in header if c), kind="title" if not sheet else "text"))
+            if not any(row):
+                continue
         pairs = [
             f"{header[i] if i < len(header) and header[i] else f'column {i + 1}'}: {value}"
             for i, value in enumerate(row)
             if value
         ]
         blocks.extend(_row_blocks(pairs, f"row {number}"))
+    if header is None and caption is not None:  # a table of one cell
+        blocks.append(Block(next(c for c in caption if c)))
     return blocks
 
 
