@@ -262,3 +262,14 @@ def test_unsupported_means_unreadable_and_says_why(name, words, settings):
     assert caught.value.failure.stage == "detect" and words in caught.value.failure.reason
     with pytest.raises(ParseError, match="a program, library or binary"):
         parse_document(Path(shutil.which("true")).read_bytes(), "tool.bin", settings)
+
+
+def test_xhtml_behind_an_xml_prolog_is_html(settings):
+    """A real XHTML page (a chapter of the EPUB above, typed text/xml by libmagic)."""
+    from docsync.parsers.text import markup_ratio
+
+    data = zipfile.ZipFile(CORPUS / "eng_spa_mult.epub").read("GoogleDoc/Untitleddocument.xhtml")
+    assert detect_mime(data, "chapter.xhtml") == "text/html"
+    doc = parse("chapter.xhtml", settings, data)
+    assert "All human beings are born free and equal" in doc.text
+    assert markup_ratio(doc.text) == 0 and "margin" not in doc.text
