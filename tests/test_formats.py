@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,14 @@ def test_acl_change_and_deletion_of_a_container_reach_its_parts(synced):
     assert not [p for p in snap["paths"] if p.startswith(MAIL)], "a deleted e-mail's attachments stayed"
     assert not [p for p in _rows(settings) if p.startswith((MAIL, ARCHIVE))]
     assert snap["paths"]["moved.zip#stanley-cups.csv"] >= 1, "a moved archive's members follow it"
+
+    with zipfile.ZipFile(share / "moved.zip") as archive:  # re-saved without one of its members
+        kept = archive.read("stanley-cups.csv")
+    with zipfile.ZipFile(share / "moved.zip", "w") as archive:
+        archive.writestr("stanley-cups.csv", kept)
+    summary = run_sync(settings, root=str(share))
+    assert summary["modified"] == 1
+    snap = snapshot(settings)
+    assert_consistent(snap)
+    assert sorted(p for p in snap["paths"] if p.startswith("moved.zip")) == ["moved.zip", "moved.zip#stanley-cups.csv"]
+    assert "moved.zip#ideas-page.html" not in _rows(settings)

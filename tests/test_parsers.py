@@ -205,6 +205,7 @@ def test_epub_chapters(settings):
     assert "All human beings are born free and equal" in doc.text
 
 
+@pytest.mark.slow  # LibreOffice's start-up: 2-4 s per file
 @pytest.mark.parametrize(("name", "needle"), [
     ("fake.doc", "Lorem ipsum dolor sit amet."),
     ("eng_spa_mult-97.ppt", "Testing multiple languages"),
@@ -215,6 +216,7 @@ def test_legacy_office_and_opendocument_through_libreoffice(name, needle, settin
     assert needle in doc.text and doc.mime == detect_mime(read(name), name)
 
 
+@pytest.mark.slow
 def test_concurrent_conversions_use_private_profiles():
     from docsync.parsers.convert import convert
 
@@ -250,6 +252,7 @@ def _soffice_pids() -> set[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_heic_photo_is_ocrd(settings):
     doc = parse("DA-1p.heic", settings)
     assert doc.ocr_pages == 1 and "CREATURES" in doc.text
