@@ -3,12 +3,13 @@
 #   docker build -t docsync-airflow:latest .
 FROM apache/airflow:3.3.2-python3.11
 
-# OCR (tesseract), PDF rasterizing (poppler) and file type detection (libmagic);
-# the same list as the Makefile's APT_RUN. 50000 is the image's `airflow` user.
+# OCR (tesseract), PDF rasterizing (poppler), file type detection (libmagic) and LibreOffice
+# headless for legacy Office/OpenDocument/RTF; the same list as the Makefile's APT_RUN. 50000 is the image's `airflow` user.
 USER 0
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tesseract-ocr poppler-utils libmagic1 \
+      libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 USER 50000

@@ -29,7 +29,9 @@ export DOCSYNC_FILESHARE_ROOT ?= $(CURDIR)/.demo/corpus
 # The demo corpus' labelled evaluation set (docsync eval; README, "Retrieval evaluation").
 DEMO_EVAL_SET := $(CURDIR)/include/docsync/demo/eval_set.jsonl
 
-APT_RUN := tesseract-ocr poppler-utils libmagic1
+# libreoffice-*-nogui: legacy Office (.doc/.xls/.ppt), OpenDocument and RTF, converted headless
+# (docsync.parsers.convert); the -nogui builds leave out the desktop (X11/GTK) dependencies.
+APT_RUN := tesseract-ocr poppler-utils libmagic1 libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 # prometheus: for its promtool (`promtool check/test rules`, tests/test_alerts.py); its server is
 # stopped and disabled right after installation (the `apt` target), so that it never listens.
 # slapd + ldap-utils: the directory tests start their own slapd (tests/support/slapd_server.py);

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "include" / "docsync"
-STAGES = ("sources", "parse", "ocr", "pii", "pii_recognizers", "chunk", "embed", "validate", "limits", "principals")
+STAGES = ("sources", "parse", "parsers", "ocr", "pii", "pii_recognizers", "chunk", "embed", "validate", "limits", "principals")
 STORES = {"docsync.state", "docsync.quarantine", "docsync.index"}
 MAX_LINES = 420  # "~400 lines"
 

@@ -22,7 +22,7 @@ SECRET = "Zebulon Quarterfield"
 
 def doc_row(doc_id: str, **changes) -> dict:
     row = {"doc_id": doc_id, "mime": "application/pdf", "text_length": 900, "replacement_ratio": 0.0,
-           "ocr_confidence": None, "allowed_count": 1, "pii_rescan_hits": 0}
+           "ocr_confidence": None, "allowed_count": 1, "pii_rescan_hits": 0, "markup_ratio": 0.0}
     return row | changes
 
 

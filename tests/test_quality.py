@@ -131,7 +131,7 @@ def test_one_bad_page_quarantines_in_page_scope_only(qsettings):
 
     threshold = (by_page.ocr_confidence + by_doc.ocr_confidence) / 2
     row = {"doc_id": "scan", "mime": "application/pdf", "text_length": 500, "replacement_ratio": 0.0,
-           "allowed_count": 1, "pii_rescan_hits": 0}
+           "allowed_count": 1, "pii_rescan_hits": 0, "markup_ratio": 0.0}
     strict = qsettings.replace(ocr_min_confidence=threshold)
     page_failure = validate_documents([row | {"ocr_confidence": by_page.ocr_confidence}], strict)
     assert "ocr_confidence" in page_failure["scan"].reason

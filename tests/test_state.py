@@ -226,3 +226,22 @@ def test_as_utc():
     aware = datetime(2026, 1, 15, 9, 0, tzinfo=timezone(timedelta(hours=2)))
     assert state.as_utc(aware) is aware
     assert state.as_utc(None) is None
+
+
+def test_parts_of_containers_are_kept_apart_from_listed_documents(engine):
+    """Attachments/archive members (parent_id set): not listed by load_documents, found by
+    children_of / parents_of, and a listed file named like a part never collides with it."""
+    with engine.begin() as conn:
+        state.save_document(conn, doc_row("zip", "a.zip"), [])
+        state.save_document(conn, doc_row("member", "a.zip#b.txt", parent_id="zip"), [])
+        state.save_document(conn, doc_row("odd", "a.zip#b.txt"), [])  # a real file with that name
+    assert set(state.load_documents(engine, "share")) == {"a.zip", "a.zip#b.txt"}
+    assert state.load_documents(engine, "share")["a.zip#b.txt"]["doc_id"] == "odd"
+    with engine.connect() as conn:
+        assert set(state.children_of(conn, ["zip"])) == {"member"}
+    assert state.parents_of(engine, ["member", "odd", "zip"]) == {"member": "zip"}
+    with engine.begin() as conn:
+        state.update_document(conn, "member", path="moved.zip#b.txt")
+        state.update_document(conn, "odd", path="moved.zip#b.txt")  # no collision after a move either
+    with engine.connect() as conn:
+        assert state.children_of(conn, ["zip"])["member"]["path"] == "moved.zip#b.txt"

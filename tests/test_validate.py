@@ -33,6 +33,7 @@ def good_row(doc_id: str, **changes) -> dict:
         "ocr_confidence": None,
         "allowed_count": 2,
         "pii_rescan_hits": 0,
+        "markup_ratio": 0.0,
     }
     row.update(changes)
     return row

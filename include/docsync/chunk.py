@@ -75,6 +75,24 @@ def _windows(text: str, limit: int, overlap: int) -> list[str]:
     return [p for p in parts if p]
 
 
+def _cells(text: str, limit: int, overlap: int) -> list[str]:
+    """Split a table row (``Header: value; ...``, see docsync.parsers.sheets) between cells:
+    a chunk never ends inside a cell; only a single cell over the limit is cut in windows."""
+    parts: list[str] = []
+    current: list[str] = []
+    for cell in text.split("; "):
+        if current and count_tokens("; ".join([*current, cell])) > limit:
+            parts.append("; ".join(current))
+            current = []
+        if count_tokens(cell) > limit:
+            parts.extend(_windows(cell, limit, overlap))
+            continue
+        current.append(cell)
+    if current:
+        parts.append("; ".join(current))
+    return parts
+
+
 def chunk_blocks(blocks: list[Block], max_tokens: int = 200, overlap: int = 32) -> list[Chunk]:
     """Group blocks into chunks of at most ``max_tokens`` tokens (< the model's window)."""
     max_tokens = min(max_tokens, model_max_tokens() - 2)
@@ -106,7 +124,8 @@ def chunk_blocks(blocks: list[Block], max_tokens: int = 200, overlap: int = 32) 
                 heading = text[:200]
         if n > max_tokens:
             flush()
-            for part in _windows(text, max_tokens, overlap):
+            parts = _cells(text, max_tokens, overlap) if block.kind == "row" else _windows(text, max_tokens, overlap)
+            for part in parts:
                 current, pages, tokens = [part], [block.page] if block.page else [], 0
                 flush()
             continue

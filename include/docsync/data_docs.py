@@ -40,7 +40,7 @@ MAX_VALUES = 10
 SAFE_COLUMNS = frozenset(
     {
         "doc_id", "point_id", "mime", "text_length", "replacement_ratio", "ocr_confidence",
-        "allowed_count", "pii_rescan_hits", "token_count",
+        "allowed_count", "pii_rescan_hits", "token_count", "markup_ratio",
     }
 )
 WITHHELD = "[value withheld: may contain PII]"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 ACCESS_FIELD = "allowed_principals"
 DENY_FIELD = "denied_principals"
-KEYWORD_FIELDS = ("doc_id", "source", "path", ACCESS_FIELD, DENY_FIELD)
+KEYWORD_FIELDS = ("doc_id", "source", "path", ACCESS_FIELD, DENY_FIELD, "parent_id")
 UPSERT_BATCH = 256
 SPARSE_VECTOR = "bm25"  # the BM25-style keyword vector next to the dense one (docsync.sparse)
 SEARCH_MODES = ("dense", "hybrid")
@@ -215,6 +215,22 @@ def delete_doc(client: QdrantClient, collection: str, doc_id: str, keep: list[st
     client.delete(collection, points_selector=models.FilterSelector(filter=document_filter(doc_id, keep)), wait=True)
 
 
+def delete_parts(client: QdrantClient, collection: str, parent_id: str) -> None:
+    """Delete the points of every part (attachment, archive member) of a container."""
+    from qdrant_client import models
+
+    selector = models.Filter(must=[models.FieldCondition(key="parent_id", match=models.MatchValue(value=parent_id))])
+    client.delete(collection, points_selector=models.FilterSelector(filter=selector), wait=True)
+
+
+def set_parts_payload(client: QdrantClient, collection: str, parent_id: str, payload: dict) -> None:
+    """Change payload fields on every point of a container's parts (its ACL changed)."""
+    from qdrant_client import models
+
+    selector = models.Filter(must=[models.FieldCondition(key="parent_id", match=models.MatchValue(value=parent_id))])
+    client.set_payload(collection, payload=payload, points=selector, wait=True)
+
+
 def set_document_payload(client: QdrantClient, collection: str, doc_id: str, payload: dict) -> None:
     """Change payload fields on every point of one document (moves, ACL-only changes)."""
     client.set_payload(collection, payload=payload, points=document_filter(doc_id), wait=True)
@@ -245,7 +261,7 @@ def point_payload(source: str, doc: DocResult, chunk: ChunkRecord, indexed_at: s
         # What produced the point (docsync.fingerprint digests; `docsync status` names the current ones).
         "text_fp": doc.text_fp,
         "embed_fp": doc.embed_fp,
-    } | access_payload(doc.allowed, doc.denied)
+    } | ({"parent_id": doc.item.parent} if doc.item.parent else {}) | access_payload(doc.allowed, doc.denied)
 
 
 def scroll_all(client: QdrantClient, collection: str, with_payload: bool | list[str] = True) -> Iterator:

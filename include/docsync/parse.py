@@ -1,5 +1,8 @@
-"""Bytes -> text blocks with page numbers: type detection by content, unstructured `fast`
-for digital formats, tesseract for scanned PDF pages and images (decided page by page)."""
+"""Bytes -> text blocks with page numbers: type detection by content, then the parser of the
+type: unstructured `fast` for digital formats, tesseract for scanned PDF pages and images
+(decided page by page), and the format parsers of :mod:`docsync.parsers` (e-mail, archives,
+spreadsheets, legacy Office and OpenDocument through LibreOffice, EPUB, HTML flavours, text in
+any encoding). Containers (e-mail, ZIP) also return their parts as :class:`Child` entries."""
 
 from __future__ import annotations
 
@@ -7,10 +10,14 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from docsync import memory_budget
 from docsync.config import Settings, apply_offline_env
 from docsync.errors import DocumentError, Failure, Stage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 apply_offline_env()
 
@@ -21,8 +28,18 @@ OOXML = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 OOXML_MARKER = {"docx": "word/", "pptx": "ppt/", "xlsx": "xl/"}
-IMAGE_MIMES = {"image/png", "image/jpeg", "image/tiff", "image/bmp", "image/gif", "image/webp"}
+IMAGE_MIMES = {"image/png", "image/jpeg", "image/tiff", "image/bmp", "image/gif", "image/webp", "image/heic", "image/heif"}
 TEXT_MIMES = {"text/plain", "text/markdown", "text/x-markdown", "text/html", "text/csv", "application/json"}
+SUFFIX_TYPES = {  # plain text refined by its name only
+    "md": "text/markdown", "markdown": "text/markdown", "csv": "text/csv", "tsv": "text/tab-separated-values",
+    "tab": "text/tab-separated-values", "ndjson": "application/x-ndjson", "jsonl": "application/x-ndjson",
+}
+ZIPPED = {"application/zip", "application/epub+zip", "application/vnd.oasis.opendocument.text",
+          "application/vnd.oasis.opendocument.spreadsheet", "application/vnd.oasis.opendocument.presentation"}
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+OLE_STREAMS = (("WordDocument", "application/msword"), ("PowerPoint Document", "application/vnd.ms-powerpoint"),
+               ("Workbook", "application/vnd.ms-excel"), ("Book", "application/vnd.ms-excel"),
+               ("__substg1.0_", "application/vnd.ms-outlook"))
 MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
 MAX_ZIP_RATIO = 200
 
@@ -39,6 +56,21 @@ class Block:
     ocr: bool = False
 
 
+@dataclass(frozen=True)
+class Child:
+    """A part of a container (an e-mail's attachment, an archive's member) that becomes a
+    document of its own: ``name`` is its path inside the container (``attachment/1/a.pdf``,
+    ``dir/b.txt``); the bytes are given, or loaded when the process step reaches it."""
+
+    name: str
+    data: bytes | None = None
+    loader: Callable[[], bytes] | None = None
+    size: int = 0
+
+    def read(self) -> bytes:
+        return self.data if self.data is not None else self.loader() if self.loader else b""
+
+
 @dataclass
 class ParsedDocument:
     mime: str
@@ -47,6 +79,7 @@ class ParsedDocument:
     ocr_pages: int = 0
     ocr_confidence: float | None = None  # lowest page confidence among OCR'd pages
     page_confidence: dict[int, float] = field(default_factory=dict)
+    children: list[Child] = field(default_factory=list)  # containers only
 
     @property
     def text(self) -> str:
@@ -59,7 +92,9 @@ def parse_failure(stage: str, reason: str, exc: BaseException | None = None) -> 
 
 
 def detect_mime(data: bytes, path: str) -> str:
-    """The document's type from its content (libmagic), refined for OOXML and Markdown."""
+    """The document's type from its content (libmagic), refined: OOXML by its parts, e-mail
+    by its header block, HTML behind an XML prolog, text in UTF-16/32 without a BOM; the file
+    name's suffix only ever refines plain text (Markdown, CSV/TSV, NDJSON)."""
     import magic
 
     if not data:
@@ -70,9 +105,48 @@ def detect_mime(data: bytes, path: str) -> str:
         kind = _ooxml_kind(data)
         if kind:
             return OOXML[kind]
-    if mime == "text/plain" and suffix in ("md", "markdown"):
-        return "text/markdown"
+    if mime in ("application/x-ole-storage", "application/CDFV2", "application/octet-stream") and data[:8] == OLE_MAGIC:
+        mime = _ole_kind(data) or mime
+    if mime == "application/octet-stream":
+        from docsync.parsers.text import looks_like_text
+
+        if looks_like_text(data):  # UTF-16/32 without a BOM: type the decoded text
+            mime = magic.from_buffer(_head(data, 65536).encode("utf-8"), mime=True)
+    if mime in ("text/plain", "text/html", "message/rfc822", "message/news", "text/x-mail"):
+        from docsync.parsers.mail import looks_like_email
+
+        if looks_like_email(_head(data, 16384)):
+            return "message/rfc822"
+    if mime in ("text/xml", "application/xml", "application/xhtml+xml", "text/html"):
+        from docsync.parsers.markup import is_html
+
+        return "text/html" if is_html(_head(data, 65536)) else mime
+    if mime == "text/plain":
+        return SUFFIX_TYPES.get(suffix, mime)
     return mime
+
+
+def _head(data: bytes, size: int) -> str:
+    """The start of a document as text for sniffing ("" when it is not text)."""
+    try:
+        return decode_text(data[:size])
+    except ParseError:
+        return ""
+
+
+def _ole_kind(data: bytes) -> str | None:
+    """The Office type of an OLE2 compound file libmagic leaves generic, by its streams."""
+    import olefile
+
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            names = {"/".join(entry) for entry in ole.listdir(streams=True, storages=False)}
+    except Exception:  # not a readable compound file: stays generic (unsupported)
+        return None
+    for stream, mime in OLE_STREAMS:
+        if any(n == stream or n.startswith(stream) for n in names):
+            return mime
+    return None
 
 
 def _ooxml_kind(data: bytes) -> str | None:
@@ -86,31 +160,11 @@ def _ooxml_kind(data: bytes) -> str | None:
     return None
 
 
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8-sig"),
-    (b"\xff\xfe\x00\x00", "utf-32"),
-    (b"\x00\x00\xfe\xff", "utf-32"),
-    (b"\xff\xfe", "utf-16"),
-    (b"\xfe\xff", "utf-16"),
-)
+def decode_text(data: bytes, path: str = "document") -> str:
+    """Text bytes to str in any common encoding (see :mod:`docsync.parsers.text`)."""
+    from docsync.parsers.text import decode_text as decode
 
-
-def decode_text(data: bytes) -> str:
-    """Text bytes to str: byte-order mark first, then strict UTF-8, then the detected
-    charset (cp1252, UTF-16 without BOM, ...). A wrong guess would smuggle PII past the
-    analyzer (e.g. UTF-16 read as UTF-8 puts NULs between the characters)."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(encoding, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    text = str(best) if best is not None else data.decode("utf-8", errors="replace")
-    return text.replace("\x00", "")
+    return decode(data, path)
 
 
 def check_zip_bomb(data: bytes, path: str) -> None:
@@ -137,6 +191,8 @@ def parse_document(data: bytes, path: str, settings: Settings) -> ParsedDocument
 
 
 def _parse(data: bytes, path: str, settings: Settings) -> ParsedDocument:
+    from docsync import parsers as p
+
     mime = detect_mime(data, path)
     if mime == MIME_PDF:
         from docsync.parse_pages import parse_pdf
@@ -146,16 +202,18 @@ def _parse(data: bytes, path: str, settings: Settings) -> ParsedDocument:
         from docsync.parse_pages import parse_image
 
         return parse_image(data, path, mime, settings)
-    if mime in OOXML.values():
+    if mime in OOXML.values() or mime in ZIPPED:
         check_zip_bomb(data, path)
+    handler = p.handler(mime)
+    if handler is not None:
+        return handler(data, path, mime, settings)
+    if mime in OOXML.values():
         return _partition(data, path, mime)
-    if mime in TEXT_MIMES or mime.startswith("text/"):
+    if mime in TEXT_MIMES:
         return _partition(data, path, mime)
-    raise parse_failure(
-        Stage.DETECT,
-        f"unsupported or unrecognised file type {mime!r} for {path} (detected from content); "
-        "convert it to PDF/DOCX/text or exclude it with DOCSYNC_EXCLUDE",
-    )
+    if mime.startswith("text/"):  # libmagic's guesses at source code and the like: read as plain text
+        return _partition(data, path, "text/plain")
+    raise parse_failure(Stage.DETECT, p.unsupported_reason(mime, path))
 
 
 def elements_to_blocks(elements) -> list[Block]:
@@ -170,13 +228,16 @@ def elements_to_blocks(elements) -> list[Block]:
     return blocks
 
 
-def _partition(data: bytes, path: str, mime: str) -> ParsedDocument:
+def _partition(data: bytes, path: str, mime: str, as_type: str | None = None) -> ParsedDocument:
+    """unstructured `fast` on OOXML, Markdown and plain text (``as_type``: the OOXML type of
+    a converted file; the document keeps its own ``mime``)."""
     from unstructured.partition.auto import partition
 
-    content_type = "text/plain" if mime not in OOXML.values() and mime not in ("text/html", "text/markdown") else mime
+    as_type = as_type or mime
+    content_type = as_type if as_type in OOXML.values() or as_type == "text/markdown" else "text/plain"
     try:
         if content_type == "text/plain":
-            text = decode_text(data)
+            text = decode_text(data, path)
             from unstructured.partition.text import partition_text
 
             elements = partition_text(text=text, languages=["eng"])

@@ -217,6 +217,10 @@ def parse_image(data: bytes, path: str, mime: str, settings: Settings) -> Parsed
     from docsync.ocr import OcrTimeout, ocr_images
 
     deadline = _deadline(settings)
+    if mime in ("image/heic", "image/heif"):
+        import pi_heif  # HEIC/HEIF photos (iPhone): a Pillow plug-in, registered on first use
+
+        pi_heif.register_heif_opener()
     try:
         image = Image.open(io.BytesIO(data))
         n_frames = getattr(image, "n_frames", 1)

@@ -78,6 +78,7 @@ class WorkItem:
     # Why a REPROCESS item re-processes an unchanged document: "stale" (its text fingerprint is
     # not the current one; within DOCSYNC_REPROCESS_BUDGET) or "pii" (the change is PII-stricter).
     refresh: str = ""
+    parent: str = ""  # a part of a container (attachment, archive member): the listed document's id
 
     @property
     def path(self) -> str:
@@ -85,12 +86,13 @@ class WorkItem:
 
     def to_json(self) -> dict:
         return {"doc_id": self.doc_id, "kind": str(self.kind), "content_hash": self.content_hash,
-                "override": self.override, "refresh": self.refresh, "entry": _entry_json(self.entry)}
+                "override": self.override, "refresh": self.refresh, "entry": _entry_json(self.entry), "parent": self.parent}
 
     @classmethod
     def from_json(cls, value: dict) -> WorkItem:
         return cls(value["doc_id"], _entry_from(value["entry"]), WorkKind(value["kind"]),
-                   value.get("content_hash", ""), bool(value.get("override")), value.get("refresh", ""))
+                   value.get("content_hash", ""), bool(value.get("override")), value.get("refresh", ""),
+                   value.get("parent", ""))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from docsync.state.directory_store import (
     snapshot_status,
 )
 from docsync.state.document_store import (
+    children_of,
     chunk_ids,
     delete_document,
     document_row,
@@ -49,6 +50,7 @@ from docsync.state.document_store import (
     indexed_doc_ids,
     load_documents,
     mark_for_reprocessing,
+    parents_of,
     recorded_points,
     save_document,
     unindex_document,
@@ -142,6 +144,7 @@ __all__ = [
     "document_state",
     "document_status_counts",
     "documents",
+    "children_of",
     "docs_indexed_since",
     "dumps",
     "eval_history",
@@ -168,6 +171,7 @@ __all__ = [
     "metric_sums",
     "oldest_open_quarantine",
     "open_quarantine_count",
+    "parents_of",
     "path_hash",
     "pending",
     "pending_since",

@@ -21,10 +21,40 @@ if TYPE_CHECKING:
 
 
 def load_documents(engine: Engine, source: str) -> dict[str, dict]:
-    """All known documents of a source, keyed by path."""
+    """All listed documents of a source (not the parts of containers), keyed by path."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(documents).where(documents.c.source == source)).mappings()
+        rows = conn.execute(
+            sa.select(documents).where(documents.c.source == source, documents.c.parent_id == "")
+        ).mappings()
         return {r["path"]: dict(r) for r in rows}
+
+
+def children_of(conn: sa.Connection, parent_ids: Iterable[str]) -> dict[str, dict]:
+    """The parts (attachments, archive members) recorded for these containers, by doc id."""
+    ids = list(parent_ids)
+    out: dict[str, dict] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(sa.select(documents).where(documents.c.parent_id.in_(ids[start : start + 500])))
+        out |= {r["doc_id"]: dict(r) for r in rows.mappings()}
+    return out
+
+
+def parents_of(engine: Engine, doc_ids: Iterable[str]) -> dict[str, str]:
+    """part id -> its container's id, for those of ``doc_ids`` that are parts."""
+    ids = list(doc_ids)
+    out: dict[str, str] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(sa.select(documents.c.doc_id, documents.c.parent_id).where(
+                documents.c.doc_id.in_(ids[start : start + 500]), documents.c.parent_id != ""))
+            out |= {r.doc_id: r.parent_id for r in rows}
+    return out
+
+
+def key_of(row: dict) -> str:
+    """A path's uniqueness key: a part's path (``mail.eml#attachment/1/a.pdf``) lives in its
+    own namespace, so a listed file that happens to bear that name never collides with it."""
+    return path_hash(f"\x00part\x00{row['path']}" if row.get("parent_id") else row["path"])
 
 
 def chunk_ids(engine: Engine, doc_ids: Iterable[str]) -> dict[str, set[str]]:
@@ -45,7 +75,7 @@ def chunk_ids(engine: Engine, doc_ids: Iterable[str]) -> dict[str, set[str]]:
 
 def save_document(conn: sa.Connection, row: dict, chunk_rows: list[dict] | None) -> None:
     """Insert or replace a document row and (when given) its full chunk list."""
-    row = row | {"path_hash": path_hash(row["path"])}
+    row = row | {"path_hash": key_of(row)}
     conn.execute(sa.delete(documents).where(documents.c.doc_id == row["doc_id"]))
     # A document moved onto the path of a deleted one: the old row (and its chunks) go first.
     replaced = [
@@ -89,6 +119,7 @@ def document_row(
     doc_meta: dict | None = None,
     text_fp: str = "",
     embed_fp: str = "",
+    parent_id: str = "",
 ) -> dict:
     """The column values of one ``docsync_documents`` row (for :func:`save_document`)."""
     return {
@@ -108,6 +139,7 @@ def document_row(
         "indexed_at": indexed_at,
         "text_fp": text_fp,
         "embed_fp": embed_fp,
+        "parent_id": parent_id,
     }
 
 
@@ -129,7 +161,8 @@ def get_document(conn: sa.Connection, doc_id: str) -> dict | None:
 def update_document(conn: sa.Connection, doc_id: str, **values: Any) -> None:
     """Change some columns of one document (a new ``path`` brings its hash along)."""
     if "path" in values:
-        values["path_hash"] = path_hash(values["path"])
+        parent = conn.execute(sa.select(documents.c.parent_id).where(documents.c.doc_id == doc_id)).scalar()
+        values["path_hash"] = key_of({"path": values["path"], "parent_id": parent or ""})
     for key in ("allowed", "denied", "doc_meta"):
         if key in values and not isinstance(values[key], str):
             values[key] = dumps(values[key])

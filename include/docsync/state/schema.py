@@ -40,6 +40,10 @@ documents = sa.Table(
     # was indexed before docsync recorded them).
     sa.Column("text_fp", sa.String(64), nullable=False, default=""),
     sa.Column("embed_fp", sa.String(64), nullable=False, default=""),
+    # A part of a container (an e-mail's attachment, an archive's member): the id of the
+    # listed document it came from; "" for a listed document. Deleted, re-processed and
+    # access-updated with its parent (ARCHITECTURE.md, "Containers").
+    sa.Column("parent_id", sa.String(64), nullable=False, default="", server_default="", index=True),
     sa.UniqueConstraint("source", "path_hash", name="uq_docsync_documents_source_path_hash"),
 )
 
@@ -204,9 +208,9 @@ def _restrict_sqlite_files(url: str) -> None:
 
 def _migrate(engine: Engine) -> None:
     """Bring a state store created by an older docsync to this schema (idempotent):
-    documents get ``path_hash`` (unique per source instead of the bounded path) and their
-    processing fingerprints (empty: re-processed within the budget), and on PostgreSQL the
-    path columns become unbounded text."""
+    documents get ``path_hash`` (unique per source instead of the bounded path), their
+    processing fingerprints (empty: re-processed within the budget) and ``parent_id`` (parts of
+    containers), and on PostgreSQL the path columns become unbounded text."""
     columns = {c["name"] for c in sa.inspect(engine).get_columns("docsync_documents")}
     with engine.begin() as conn:
         for column in ("text_fp", "embed_fp"):
@@ -219,6 +223,11 @@ def _migrate(engine: Engine) -> None:
             conn.execute(sa.text(
                 "CREATE UNIQUE INDEX IF NOT EXISTS uq_docsync_documents_source_path_hash "
                 "ON docsync_documents (source, path_hash)"
+            ))
+        if "parent_id" not in columns:
+            conn.execute(sa.text("ALTER TABLE docsync_documents ADD COLUMN parent_id VARCHAR(64) NOT NULL DEFAULT ''"))
+            conn.execute(sa.text(
+                "CREATE INDEX IF NOT EXISTS ix_docsync_documents_parent_id ON docsync_documents (parent_id)"
             ))
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text(

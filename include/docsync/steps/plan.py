@@ -157,6 +157,11 @@ def plan(settings: Settings, run_id: str, root: str | None = None, full: bool = 
     refused = embedding_guard.refusal(ctx.engine, ctx.collection, current.embedding, source.name)
     stale: list[tuple[SourceEntry, dict]] = []
     reprocess = quarantine.reprocess_requests(ctx.engine, source.name)
+    # A reviewer's retry of an attachment or archive member re-processes its container (a
+    # release waives the checks of the container itself only, not of its other parts).
+    for part, parent in state.parents_of(ctx.engine, list(reprocess)).items():
+        reprocess.pop(part)
+        reprocess.setdefault(parent, "retry")
     limit = settings.source.max_file_bytes
     taken = {row["doc_id"] for row in known.values()}
     work: list[WorkItem] = []

@@ -38,21 +38,45 @@ def apply_update(client: QdrantClient, conn: sa.Connection, collection: str, sou
         meta = state.loads_object(row["doc_meta"])
         if meta.get("version_tag") != entry.version_tag:
             values["doc_meta"] = meta | {"version_tag": entry.version_tag}
+    parts = state.children_of(conn, [update.doc_id])
     if entry.acl_fingerprint != row["acl_fingerprint"] or update.kind is UpdateKind.MOVE:
         try:
             allowed, denied = source.access(entry)
         except AccessUnresolved as exc:
             index.delete_doc(client, collection, update.doc_id)  # fail closed: no points, no access
-            state.unindex_document(conn, update.doc_id, acl_fingerprint=entry.acl_fingerprint, **values)
-            quarantine.record(conn, source=source.name, doc_id=update.doc_id, path=entry.path,
-                              failure=exc.failure, content_hash=row["content_hash"])
+            index.delete_parts(client, collection, update.doc_id)
+            for doc_id, part in {update.doc_id: row, **parts}.items():
+                state.unindex_document(conn, doc_id, acl_fingerprint=entry.acl_fingerprint,
+                                       **(values if doc_id == update.doc_id else {}))
+                quarantine.record(conn, source=source.name, doc_id=doc_id, path=part["path"],
+                                  failure=exc.failure, content_hash=part["content_hash"])
             return "quarantined"
         payload |= index.access_payload(allowed, denied)
         values |= {"allowed": list(allowed), "denied": list(denied), "acl_fingerprint": entry.acl_fingerprint}
     if row["status"] == "indexed":
         index.set_document_payload(client, collection, update.doc_id, payload)
     state.update_document(conn, update.doc_id, **values)
+    _update_parts(client, conn, collection, row, parts, values, payload)
     return str(update.kind)
+
+
+def _update_parts(client: QdrantClient, conn: sa.Connection, collection: str, row: dict, parts: dict[str, dict],
+                  values: dict, payload: dict) -> None:
+    """A container's parts follow it: its access (they inherit it) and its path (theirs start
+    with it: ``old.eml#attachment/1/a.pdf`` -> ``new.eml#attachment/1/a.pdf``)."""
+    inherited = {k: values[k] for k in ("allowed", "denied", "acl_fingerprint") if k in values}
+    access = {k: v for k, v in payload.items() if k != "path"}
+    if access and parts:
+        index.set_parts_payload(client, collection, row["doc_id"], access)
+    moved = values["path"] != row["path"]
+    for doc_id, part in parts.items():
+        changes = dict(inherited)
+        if moved and part["path"].startswith(row["path"] + "#"):
+            changes["path"] = values["path"] + part["path"][len(row["path"]):]
+            if part["status"] == "indexed":
+                index.set_document_payload(client, collection, doc_id, {"path": changes["path"]})
+        if changes:
+            state.update_document(conn, doc_id, **changes)
 
 
 def apply_updates(settings: Settings, plan_ref: str) -> UpdatesReport:
@@ -81,10 +105,12 @@ def apply_updates(settings: Settings, plan_ref: str) -> UpdatesReport:
         index.ensure_collection(client, ctx.collection, index.is_local(settings))
         for gone in plan.deletes:
             index.delete_doc(client, ctx.collection, gone.doc_id)
+            index.delete_parts(client, ctx.collection, gone.doc_id)  # a container's parts go with it
             crash_point("updates:after_qdrant_delete")
             with ctx.engine.begin() as conn:
-                state.delete_document(conn, gone.doc_id)
-                quarantine.resolve(conn, source.name, gone.doc_id)
+                for doc_id in [gone.doc_id, *state.children_of(conn, [gone.doc_id])]:
+                    state.delete_document(conn, doc_id)
+                    quarantine.resolve(conn, source.name, doc_id)
                 state.clear_pending(conn, source.name, [gone.doc_id])
             applied["deleted"] += 1
             lags.append(time.time() - min(planned, first_detected.get(gone.doc_id, planned)))

@@ -36,6 +36,7 @@ def _document_row(source: str, doc: DocResult, status: str, first_seen: datetime
         acl_fingerprint=entry.acl_fingerprint, status=status, first_seen=first_seen, indexed_at=indexed_at,
         content_hash=doc.content_hash, allowed=doc.allowed, denied=doc.denied, chunk_count=len(doc.chunks),
         doc_meta=doc.meta.to_json() if doc.meta else {}, text_fp=doc.text_fp, embed_fp=doc.embed_fp,
+        parent_id=doc.item.parent,
     )
 
 
@@ -86,6 +87,24 @@ def _commit(ctx: RunContext, client: QdrantClient, source: str, docs: list[DocRe
             with ctx.engine.begin() as conn:
                 _quarantine(client, conn, ctx.collection, source, doc, failure, first_seen_of.get(doc.doc_id) or now)
     return committed
+
+
+def _drop_stale_parts(ctx: RunContext, client: QdrantClient, collection: str, source: str,
+                      documents: list[DocResult]) -> int:
+    """Parts recorded for the batch's containers that this processing did not produce again
+    (an attachment removed from a re-saved e-mail, a container now quarantined): their points,
+    rows and quarantine entries go. Before the state commit: a run killed in between leaves
+    the container modified, so it is processed again."""
+    containers = [d.doc_id for d in documents if not d.item.parent]
+    produced = {d.doc_id for d in documents}
+    with ctx.engine.connect() as conn:
+        stale = [doc_id for doc_id in state.children_of(conn, containers) if doc_id not in produced]
+    for doc_id in stale:
+        index.delete_doc(client, collection, doc_id)
+        with ctx.engine.begin() as conn:
+            state.delete_document(conn, doc_id)
+            quarantine.resolve(conn, source, doc_id)
+    return len(stale)
 
 
 def write_batch(settings: Settings, result_ref: str, collection: str | None = None) -> WriteReport:
@@ -143,6 +162,9 @@ def write_batch(settings: Settings, result_ref: str, collection: str | None = No
                     index.set_payload(client, collection, index.point_payload(source, doc, c, stamp), [c.point_id])
             if doc.item.kind is not WorkKind.NEW:  # a new document has no older points (reconcile catches strays)
                 index.delete_doc(client, collection, doc.doc_id, keep=[c.point_id for c in doc.chunks])
+        removed = _drop_stale_parts(ctx, client, collection, source, documents)
+        if removed:
+            counts["parts_removed"] += removed
         crash_point("write:before_state_commit")
         committed = _commit(ctx, client, source, ok_docs, first_seen_of, now)
     counts["quarantined"] += len(ok_docs) - len(committed)
