@@ -17,7 +17,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 _PHONE = re.compile(
     r"(?<![\w+.:/-])"
     r"(?P<number>(?:\+\d{1,3}|00\d{1,3}|001)?[ .-]?(?:\(0\)[ ]?)?(?:\(\d{1,4}\)[ ]?)?"
-    r"\d{1,8}(?:[ .-]\d{1,8}){0,5})"
+    r"(?:\d{9,15}|\d{1,8}(?:[ .-]\d{1,8}){0,5}))"
     r"(?P<ext>[ ]?(?:x|ext\.?|#)[ ]?\d{1,5})?"
     r"(?!\w|[.,-]\d)"
 )
@@ -31,6 +31,35 @@ _AMOUNT_AFTER = re.compile(
 _DATE_LIKE = re.compile(r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
+
+
+_ID_BEFORE = re.compile(
+    r"(?i)\b(?:id|cik|isbn|issn|doi|order|invoice|account|acct|file|ref(?:erence)?|serial|case|ticket|"
+    r"patent|registration|tracking|policy|customer|employee|sku|part|lot|batch)\b[^\n\d]{0,12}$"
+)
+_PLAN_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "PL", "SE", "CZ", "CH", "AT", "IN", "BR", "JP", "AU")
+
+
+def _unbroken_phone(number: str, digits: int, context: bool) -> bool:
+    if number.startswith(("+", "00")):
+        return 8 <= digits <= 15
+    if number[0] == "0" and number[1:2] not in ("0", "") and 9 <= digits <= 12:
+        return True
+    if context:
+        return digits >= 8
+    return 9 <= digits <= 11 and _valid_somewhere(number)
+
+
+def _valid_somewhere(number: str) -> bool:
+    import phonenumbers
+
+    for region in _PLAN_REGIONS:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(number, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
 
 
 class PhoneShapeRecognizer(EntityRecognizer):
@@ -71,7 +100,12 @@ class PhoneShapeRecognizer(EntityRecognizer):
             )
             before = text[max(0, m.start() - 40) : m.start()]
             context = bool(_PHONE_CONTEXT.search(before) or _PHONE_CONTEXT.search(after))
-            if not (strong or context) or (len(groups) == 1 and (not context or digits < 8)):
+            if len(groups) == 1:
+                # one unbroken run: an international prefix, a trunk 0, a phone word, or a
+                # number valid in a common numbering plan ("3331234567", "512345678")
+                if not (_unbroken_phone(number, digits, context) and not _ID_BEFORE.search(before[-25:])):
+                    continue
+            elif not (strong or context):
                 continue
             score = 0.7 if context else 0.5
             start = m.start() + m.group(0).find(number)
