@@ -49,9 +49,18 @@ def common_words() -> frozenset[str]:
     return frozenset(w for w in get_english_words_set(["web2"], alpha=True) if w.islower()) | frozenset(STOP_WORDS)
 
 
+_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("'s", ""))
+
+
 def is_common(word: str) -> bool:
-    """An ordinary English word, whatever its case ("Duty", "TRUSTEE", "the")."""
-    return word.lower() in common_words()
+    """An ordinary English word, whatever its case and inflection ("Duty", "TRUSTEE",
+    "Proceedings", "Rendered"); Webster's lists base forms only."""
+    words = common_words()
+    low = word.lower()
+    if low in words:
+        return True
+    return any(low.endswith(end) and len(low) - len(end) > 2 and low[: -len(end)] + add in words
+               for end, add in _SUFFIXES)
 
 
 def all_common(text: str) -> bool:
@@ -101,7 +110,7 @@ def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names:
     propagated = rule == "DocsyncNamePropagation"  # another mention of a name kept already
     first, last = names
     words = [w for w in _WORD.findall(value) if len(w) > 1]
-    known = [w for w in words if _fold(w) in first or _fold(w) in last]
+    known = [w for w in words if _fold(w) in first or _fold(w) in last or not w.isascii()]
     common = all_common(value)
     heading = common and (value.isupper() or _title_case_line(text, start, end))
     if rule == "initial":  # "Ella H. Snider": the shape is strong evidence, whatever spaCy says
@@ -109,11 +118,14 @@ def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names:
     labels = _labels(doc, start, end)
     # a place is a place; on names that are no English word, en_core_web_sm's ORG/NORP/...
     # labels are weak (it calls many foreign family names ORG or GPE)
-    if len(words) > 1 and (len(known) == len(words) or _fold(words[0]) in first):
+    if propagated:  # another mention of a name kept elsewhere in the text
+        against = labels & PLACE_LABELS
+    elif len(words) > 1 and (len(known) == len(words) or _fold(words[0]) in first):
         # "Elle Sandström", "Hanna Ukkonen": a known given name beats the small model's ORG/GPE
         against = labels & ({"LOC", "FAC"} if not common else NOT_PERSON_LABELS)
     elif len(words) == 1 and known and not is_common(words[0]):
-        against = labels & ({"LOC", "FAC"} if _fold(words[0]) in first else PLACE_LABELS)
+        listed = _fold(words[0]) in first or _fold(words[0]) in last
+        against = labels & ({"LOC", "FAC"} if _fold(words[0]) in first or not listed else PLACE_LABELS)
     else:
         against = labels & NOT_PERSON_LABELS
     if against and "PERSON" not in labels:
@@ -140,9 +152,13 @@ def _title_case_line(text: str, start: int, end: int) -> bool:
     non-stop words capitalised too ("Duty to File Documents", "Termination of Trustee")."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
-    line = text[line_start : line_end if line_end >= 0 else len(text)].strip()
-    words = _WORD.findall(line)
-    if len(words) > 14 or line.endswith((".", "?", "!", ",", ";")) and len(words) > 8:
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    # the clause around it: "Grant of Copyright License." opens a paragraph, "Suspending
+    # Proceedings;" is one of a list of headings
+    before = re.split(r"[.;:](?:\s|$)", line[: start - line_start])[-1]
+    after = re.split(r"[.;:](?:\s|$)", line[end - line_start :])[0]
+    words = _WORD.findall(before + text[start:end] + after)
+    if len(words) > 14:
         return False
     content = [w for w in words if w.lower() not in _stop()]
     return len(content) >= 2 and all(w[0].isupper() for w in content)

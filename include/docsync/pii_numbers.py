@@ -41,9 +41,11 @@ _PLAN_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "PL", "SE", "CZ", "CH
 
 
 def _unbroken_phone(number: str, digits: int, context: bool) -> bool:
-    if number.startswith(("+", "00")):
+    if number.startswith("+") or (number.startswith("00") and number[2:3] not in ("0", "")):
         return 8 <= digits <= 15
-    if number[0] == "0" and number[1:2] not in ("0", "") and 9 <= digits <= 12:
+    if number.startswith("00"):
+        return False  # zero-padded identifiers ("0000320193", an SEC CIK)
+    if number[0] == "0" and 9 <= digits <= 12:
         return True
     if context:
         return digits >= 8

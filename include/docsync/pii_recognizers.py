@@ -131,7 +131,12 @@ class NameRecognizer(EntityRecognizer):
                 if not (fold(words[0]) in first | last or (len(words) > 1 and _initial(words[1]))):
                     continue
             if _capitalised(words[0]):
-                results.append(self._result(m.start("name"), m.end("name"), 0.6, "cue"))
+                # the name is the run of capitalised words and initials ("Mr. Grant declined ...")
+                keep = 1
+                while keep < len(words) and (_capitalised(words[keep]) or _initial(words[keep])):
+                    keep += 1
+                end = m.start("name") + len(" ".join(words[:keep])) if keep < len(words) else m.end("name")
+                results.append(self._result(m.start("name"), end, 0.6, "cue"))
             elif "name" in m.group(0).lower() or m.group(0).lower().startswith("call"):
                 word = name.split()[0]  # lower-case text: "my name is vitoria"
                 if word.lower() not in _stop_words():
@@ -165,8 +170,10 @@ class NameRecognizer(EntityRecognizer):
             listed = fold(tok.text) in last or fold(tok.text) in first or not tok.text.isascii()
             if not (_capitalised(tok.text) or (tok.is_upper and listed)):
                 return False
-            # en_core_web_sm calls many foreign family names ORG or NORP: only places veto a listed one
-            return labels.get(tok.i) not in ({"GPE", "LOC", "FAC"} if listed else NOT_PERSON_LABELS)
+            # en_core_web_sm calls many foreign family names ORG, NORP or GPE: only places veto
+            # a listed one, only LOC/FAC one with diacritics ("Ondráčková" is "GPE" to it)
+            veto = {"GPE", "LOC", "FAC"} if fold(tok.text) in last or fold(tok.text) in first else {"LOC", "FAC"}
+            return labels.get(tok.i) not in (veto if listed else NOT_PERSON_LABELS)
 
         results = []
         i = 0
