@@ -64,6 +64,21 @@ _SPEAKER = re.compile(rf"(?:^|(?<=[\n.!?\"”])[ \t]*)(?P<name>{_NAME_WORD}):", 
 _WORD_SHAPE = re.compile(_NAME_WORD)
 
 
+# Where a sentence puts a person: "spoke with X", "thanks to X", "according to X", "X said".
+_SLOT_BEFORE = frozenset("with to by from met ask tell thank thanks colleague according".split())
+_SLOT_AFTER = frozenset(
+    "said says told asked wrote approved confirmed declined reported called sent signed agreed will "
+    "would has had reviews reviewed replied explained added noted".split()
+)
+
+
+def _person_slot(doc, i: int) -> bool:
+    """A single capitalised word in a place where sentences name persons."""
+    before = doc[i - 1].lower_ if i > 0 else ""
+    after = doc[i + 1].lower_ if i + 1 < len(doc) else ""
+    return before in _SLOT_BEFORE or after in _SLOT_AFTER
+
+
 def fold(word: str) -> str:
     """Upper-case ASCII form of a word ("Sörös" -> "SOROS") for gazetteer look-ups."""
     return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode("ascii").upper()
@@ -191,9 +206,26 @@ class NameRecognizer(EntityRecognizer):
             foreign = any(not w.isascii() for w in words)
             if (j > i and (known or foreign or all(t.pos_ == "PROPN" for t in doc[i : j + 1]))) or (
                 j == i and (known or foreign) and (tok.pos_ == "PROPN" or not tok.is_sent_start)
-            ):
+            ) or (j == i and (tok.pos_ == "PROPN" or tok.is_sent_start) and _person_slot(doc, i)):
                 results.append(self._result(start, end, 0.5, "unlisted"))
             i = j + 1
+        return results + self._lowercase_foreign(doc, taken)
+
+    def _lowercase_foreign(self, doc, taken: list) -> list[RecognizerResult]:
+        """Lower-case words with diacritics that are no English word, in English text
+        ("meeting notes: zdeňka dvořáková will send the draft"): names that lost their capitals."""
+        from docsync.pii_context import is_common
+
+        words = [t.text for t in doc if t.is_alpha]
+        if sum(not w.isascii() for w in words) * 3 > len(words):
+            return []  # not English text: diacritics say nothing there
+        results = []
+        for tok in doc:
+            word = tok.text
+            if (tok.is_lower and len(word) > 2 and not word.isascii() and _WORD_SHAPE.fullmatch(word)
+                    and not is_common(word) and not is_common(fold(word).lower())
+                    and not _overlaps(tok.idx, tok.idx + len(word), taken)):
+                results.append(self._result(tok.idx, tok.idx + len(word), 0.5, "lowercase"))
         return results
 
     def _lowercase_names(self, doc) -> list[RecognizerResult]:
