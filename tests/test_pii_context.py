@@ -65,14 +65,15 @@ def test_held_out_name_shapes_are_caught(text, name, settings):
 @pytest.mark.parametrize(
     "phone",
     ["+4930123456789", "+49(0)30 1234567", "+49 (0)176 1234 5678", "3331234567", "+393331234567",
-     "0612345678", "512345678", "+5511912345678", "017612345678"],
+     "0612345678", "512345678", "+5511912345678", "017612345678", "612 345 678"],
 )
 def test_unbroken_and_national_phone_formats_are_caught(phone, settings):
     assert phone not in clean(f"Or try {phone} after six.", settings)
 
 
 @pytest.mark.parametrize("text", ["Central Index Key 0000320193", "Invoice 512345678 is overdue.",
-                                  "Net sales were 391,035 million in 2024."])
+                                  "Net sales were 391,035 million in 2024.", "A total of 1 250 000 EUR was paid.",
+                                  "The fund sold 315 907 479 shares."])
 def test_identifiers_and_amounts_are_not_phones(text, settings):
     assert "<PHONE_NUMBER>" not in clean(text, settings)
 

@@ -52,6 +52,21 @@ def _unbroken_phone(number: str, digits: int, context: bool) -> bool:
     return 9 <= digits <= 11 and _valid_somewhere(number)
 
 
+def _mobile_3_3_3(number: str) -> bool:
+    import phonenumbers
+
+    digits = re.sub(r"\D", "", number)
+    if len(digits) != 9:
+        return False
+    for region in ("ES", "PL"):
+        parsed = phonenumbers.parse(digits, region)
+        if phonenumbers.is_valid_number(parsed) and phonenumbers.number_type(parsed) in (
+            phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE
+        ):
+            return True
+    return False
+
+
 def _valid_somewhere(number: str) -> bool:
     import phonenumbers
 
@@ -93,6 +108,8 @@ class PhoneShapeRecognizer(EntityRecognizer):
                 continue
             # "1 250 000" is an amount with thousands separators unless a phone word says otherwise
             amount_like = len(groups) >= 2 and len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])
+            if amount_like and len(groups) == 3 and _mobile_3_3_3(number):
+                amount_like = False  # "612 345 678": how Spain and Poland write mobile numbers
             strong = not amount_like and (
                 number[0] in "+("
                 or number.startswith("00")
