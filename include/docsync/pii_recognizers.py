@@ -202,6 +202,9 @@ class NameRecognizer(EntityRecognizer):
                 j += 1
             words = [t.text for t in doc[i : j + 1]]
             start, end = tok.idx, doc[j].idx + len(doc[j].text)
+            if j == i and tok.is_upper:  # one all-caps word is an acronym ("IBAN"), a name comes in pairs
+                i += 1
+                continue
             known = any(fold(w) in last or fold(w) in first for w in words)
             foreign = any(not w.isascii() for w in words)
             if (j > i and (known or foreign or all(t.pos_ == "PROPN" for t in doc[i : j + 1]))) or (
