@@ -264,14 +264,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skew", type=float, default=0.0, help="rotate scans by this many degrees")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--show-leaks", action="store_true", help="print surviving values (synthetic data only)")
+    parser.add_argument("--generated", choices=("tune", "test"),
+                        help="measure records of bench.pii_heldout (names/phones from no gazetteer source) instead")
     args = parser.parse_args(argv)
 
     from docsync import pii
     from docsync.config import load_settings
 
     settings = load_settings()
-    records = load_records(args.data)
-    sample = select(records, args.limit) if args.limit else records
+    if args.generated:
+        from bench.pii_heldout import generate
+
+        records = generate(args.generated, args.limit or 600)
+        args.scanned = 0
+    else:
+        records = load_records(args.data)
+    sample = select(records, args.limit) if args.limit and not args.generated else records
     pii.get_analyzer()
     report: dict = {"records": len(sample), "entities": list(settings.pii.entities)}
     started = time.perf_counter()

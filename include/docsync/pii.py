@@ -15,6 +15,7 @@ from collections import Counter
 from functools import lru_cache
 
 from docsync.config import Settings, apply_offline_env
+from docsync.pii_context import filter_persons
 from docsync.pii_recognizers import docsync_recognizers, propagate_names
 
 apply_offline_env()
@@ -184,7 +185,10 @@ def anonymize(text: str, settings: Settings, nlp_artifacts=None) -> tuple[str, C
     text = normalize_text(text)
     if not text.strip():
         return text, Counter()
-    results = get_analyzer().analyze(
+    analyzer = get_analyzer()
+    if nlp_artifacts is None:
+        nlp_artifacts = analyzer.nlp_engine.process_text(text, "en")
+    results = analyzer.analyze(
         text=text,
         language="en",
         entities=list(settings.pii.entities),
@@ -192,7 +196,11 @@ def anonymize(text: str, settings: Settings, nlp_artifacts=None) -> tuple[str, C
         nlp_artifacts=nlp_artifacts,
     )
     if "PERSON" in settings.pii.entities:
-        results += propagate_names(text, results)
+        # evidence against PERSON first (headings, citations, defined terms, ORG/LAW/...
+        # labels), so that a false positive is not spread to every other mention
+        doc = getattr(nlp_artifacts, "tokens", None)
+        results = filter_persons(text, results, doc)
+        results += filter_persons(text, propagate_names(text, results), doc)
     if not results:
         return text, Counter()
     anonymized = get_anonymizer().anonymize(

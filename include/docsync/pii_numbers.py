@@ -17,7 +17,7 @@ from presidio_analyzer import EntityRecognizer, RecognizerResult
 _PHONE = re.compile(
     r"(?<![\w+.:/-])"
     r"(?P<number>(?:\+\d{1,3}|00\d{1,3}|001)?[ .-]?(?:\(0\)[ ]?)?(?:\(\d{1,4}\)[ ]?)?"
-    r"\d{1,8}(?:[ .-]\d{1,8}){0,5})"
+    r"(?:\d{9,15}|\d{1,8}(?:[ .-]\d{1,8}){0,5}))"
     r"(?P<ext>[ ]?(?:x|ext\.?|#)[ ]?\d{1,5})?"
     r"(?!\w|[.,-]\d)"
 )
@@ -31,6 +31,52 @@ _AMOUNT_AFTER = re.compile(
 _DATE_LIKE = re.compile(r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
+
+
+_ID_BEFORE = re.compile(
+    r"(?i)\b(?:id|cik|isbn|issn|doi|order|invoice|account|acct|file|ref(?:erence)?|serial|case|ticket|"
+    r"patent|registration|tracking|policy|customer|employee|sku|part|lot|batch)\b[^\n\d]{0,12}$"
+)
+_PLAN_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "PL", "SE", "CZ", "CH", "AT", "IN", "BR", "JP", "AU")
+
+
+def _unbroken_phone(number: str, digits: int, context: bool) -> bool:
+    if number.startswith("+") or (number.startswith("00") and number[2:3] not in ("0", "")):
+        return 8 <= digits <= 15
+    if number.startswith("00"):
+        return False  # zero-padded identifiers ("0000320193", an SEC CIK)
+    if number[0] == "0" and 9 <= digits <= 12:
+        return True
+    if context:
+        return digits >= 8
+    return 9 <= digits <= 11 and _valid_somewhere(number)
+
+
+def _mobile_3_3_3(number: str) -> bool:
+    import phonenumbers
+
+    digits = re.sub(r"\D", "", number)
+    if len(digits) != 9:
+        return False
+    for region in ("ES", "PL"):
+        parsed = phonenumbers.parse(digits, region)
+        if phonenumbers.is_valid_number(parsed) and phonenumbers.number_type(parsed) in (
+            phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE
+        ):
+            return True
+    return False
+
+
+def _valid_somewhere(number: str) -> bool:
+    import phonenumbers
+
+    for region in _PLAN_REGIONS:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(number, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
 
 
 class PhoneShapeRecognizer(EntityRecognizer):
@@ -62,6 +108,8 @@ class PhoneShapeRecognizer(EntityRecognizer):
                 continue
             # "1 250 000" is an amount with thousands separators unless a phone word says otherwise
             amount_like = len(groups) >= 2 and len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])
+            if amount_like and len(groups) == 3 and _mobile_3_3_3(number):
+                amount_like = False  # "612 345 678": how Spain and Poland write mobile numbers
             strong = not amount_like and (
                 number[0] in "+("
                 or number.startswith("00")
@@ -71,7 +119,12 @@ class PhoneShapeRecognizer(EntityRecognizer):
             )
             before = text[max(0, m.start() - 40) : m.start()]
             context = bool(_PHONE_CONTEXT.search(before) or _PHONE_CONTEXT.search(after))
-            if not (strong or context) or (len(groups) == 1 and (not context or digits < 8)):
+            if len(groups) == 1:
+                # one unbroken run: an international prefix, a trunk 0, a phone word, or a
+                # number valid in a common numbering plan ("3331234567", "512345678")
+                if not (_unbroken_phone(number, digits, context) and not _ID_BEFORE.search(before[-25:])):
+                    continue
+            elif not (strong or context):
                 continue
             score = 0.7 if context else 0.5
             start = m.start() + m.group(0).find(number)

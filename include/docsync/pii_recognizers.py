@@ -64,6 +64,21 @@ _SPEAKER = re.compile(rf"(?:^|(?<=[\n.!?\"”])[ \t]*)(?P<name>{_NAME_WORD}):", 
 _WORD_SHAPE = re.compile(_NAME_WORD)
 
 
+# Where a sentence puts a person: "spoke with X", "thanks to X", "according to X", "X said".
+_SLOT_BEFORE = frozenset("with to by from met ask tell thank thanks colleague according".split())
+_SLOT_AFTER = frozenset(
+    "said says told asked wrote approved confirmed declined reported called sent signed agreed will "
+    "would has had reviews reviewed replied explained added noted".split()
+)
+
+
+def _person_slot(doc, i: int) -> bool:
+    """A single capitalised word in a place where sentences name persons."""
+    before = doc[i - 1].lower_ if i > 0 else ""
+    after = doc[i + 1].lower_ if i + 1 < len(doc) else ""
+    return before in _SLOT_BEFORE or after in _SLOT_AFTER
+
+
 def fold(word: str) -> str:
     """Upper-case ASCII form of a word ("Sörös" -> "SOROS") for gazetteer look-ups."""
     return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode("ascii").upper()
@@ -131,29 +146,104 @@ class NameRecognizer(EntityRecognizer):
                 if not (fold(words[0]) in first | last or (len(words) > 1 and _initial(words[1]))):
                     continue
             if _capitalised(words[0]):
-                results.append(self._result(m.start("name"), m.end("name"), 0.6, "cue"))
+                # the name is the run of capitalised words and initials ("Mr. Grant declined ...")
+                keep = 1
+                while keep < len(words) and (_capitalised(words[keep]) or _initial(words[keep])):
+                    keep += 1
+                end = m.start("name") + len(" ".join(words[:keep])) if keep < len(words) else m.end("name")
+                results.append(self._result(m.start("name"), end, 0.6, "cue"))
             elif "name" in m.group(0).lower() or m.group(0).lower().startswith("call"):
                 word = name.split()[0]  # lower-case text: "my name is vitoria"
                 if word.lower() not in _stop_words():
                     results.append(self._result(m.start("name"), m.start("name") + len(word), 0.5, "cue"))
         for m in _WITH_INITIAL.finditer(text):
             words = m.group("name").split()
-            if _capitalised(words[0]) and _capitalised(words[-1]) and fold(words[0]) not in _LABEL_WORDS:
+            if (_capitalised(words[0]) and _capitalised(words[-1]) and words[1][0].isupper()
+                    and fold(words[0]) not in _LABEL_WORDS):  # "Dismissing a Case" has no initial
                 results.append(self._result(m.start("name"), m.end("name"), 0.6, "initial"))
         doc = getattr(nlp_artifacts, "tokens", None)
         if doc is not None:
             results += self._gazetteer(doc)
-            if not any(c.isupper() for c in text):
-                results += self._lowercase_names(doc)
+            results += self._unlisted(doc, results)
+            results += self._lowercase_names(doc)
+        return results
+
+    def _unlisted(self, doc, found: list) -> list[RecognizerResult]:
+        """Names the given-name rule misses: a family name alone ("Kovács approved it"), and
+        capitalised words that are no English word, in a pair or with diacritics ("Inese
+        Balogun", "Ondráčková"). Places, organisations and products are left to the
+        evidence against PERSON (:mod:`docsync.pii_context`)."""
+        from docsync.pii_context import NOT_PERSON_LABELS, is_common
+
+        first, last = name_lists()
+        taken = [(r.start, r.end) for r in found]
+        labels = {i: ent.label_ for ent in doc.ents for i in range(ent.start, ent.end)}
+
+        def candidate(tok) -> bool:
+            if len(tok.text) < 3 or is_common(tok.text) or tok.like_url or not _WORD_SHAPE.fullmatch(tok.text):
+                return False
+            listed = fold(tok.text) in last or fold(tok.text) in first or not tok.text.isascii()
+            if not (_capitalised(tok.text) or (tok.is_upper and listed)):
+                return False
+            # en_core_web_sm calls many foreign family names ORG, NORP or GPE: only places veto
+            # a listed one, only LOC/FAC one with diacritics ("Ondráčková" is "GPE" to it)
+            veto = {"GPE", "LOC", "FAC"} if fold(tok.text) in last or fold(tok.text) in first else {"LOC", "FAC"}
+            return labels.get(tok.i) not in (veto if listed else NOT_PERSON_LABELS)
+
+        results = []
+        i = 0
+        while i < len(doc):
+            tok = doc[i]
+            if not candidate(tok) or _overlaps(tok.idx, tok.idx + len(tok.text), taken):
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(doc) and j - i < 2 and candidate(doc[j + 1]):
+                j += 1
+            words = [t.text for t in doc[i : j + 1]]
+            start, end = tok.idx, doc[j].idx + len(doc[j].text)
+            if j == i and tok.is_upper:  # one all-caps word is an acronym ("IBAN"), a name comes in pairs
+                i += 1
+                continue
+            known = any(fold(w) in last or fold(w) in first for w in words)
+            foreign = any(not w.isascii() for w in words)
+            if (j > i and (known or foreign or all(t.pos_ == "PROPN" for t in doc[i : j + 1]))) or (
+                j == i and (known or foreign) and (tok.pos_ == "PROPN" or not tok.is_sent_start)
+            ) or (j == i and (tok.pos_ == "PROPN" or tok.is_sent_start) and _person_slot(doc, i)):
+                results.append(self._result(start, end, 0.5, "unlisted"))
+            i = j + 1
+        return results + self._lowercase_foreign(doc, taken)
+
+    def _lowercase_foreign(self, doc, taken: list) -> list[RecognizerResult]:
+        """Lower-case words with diacritics that are no English word, in English text
+        ("meeting notes: zdeňka dvořáková will send the draft"): names that lost their capitals."""
+        from docsync.pii_context import is_common
+
+        words = [t.text for t in doc if t.is_alpha]
+        if sum(not w.isascii() for w in words) * 3 > len(words):
+            return []  # not English text: diacritics say nothing there
+        results = []
+        for tok in doc:
+            word = tok.text
+            if (tok.is_lower and len(word) > 2 and not word.isascii() and _WORD_SHAPE.fullmatch(word)
+                    and not is_common(word) and not is_common(fold(word).lower())
+                    and not _overlaps(tok.idx, tok.idx + len(word), taken)):
+                results.append(self._result(tok.idx, tok.idx + len(word), 0.5, "lowercase"))
         return results
 
     def _lowercase_names(self, doc) -> list[RecognizerResult]:
-        """Text that lost its capitals: a known first name, then a known family name."""
+        """Names written in lower case: a known first name, then a known family name (in
+        text with capitals, only names that are no English word: "edgars güneş")."""
+        from docsync.pii_context import is_common
+
         first, last = name_lists()
         stop = _stop_words()
+        caps = any(c.isupper() for c in doc.text)
         results = []
         for i, tok in enumerate(doc[:-1]):
-            if tok.text in stop or not tok.is_alpha or fold(tok.text) not in first:
+            if tok.text in stop or not tok.is_alpha or not tok.is_lower or fold(tok.text) not in first:
+                continue
+            if caps and (is_common(tok.text) or is_common(doc[i + 1].text)):
                 continue
             j = i + 1
             if j < len(doc) - 1 and len(doc[j].text.rstrip(".")) == 1 and doc[j].text[0].isalpha():
@@ -171,7 +261,7 @@ class NameRecognizer(EntityRecognizer):
         while i < len(doc):
             tok = doc[i]
             if not (_capitalised(tok.text) and len(tok.text) > 1 and fold(tok.text) in first
-                    and labels.get(i) not in _NOT_PERSON_LABELS):
+                    and labels.get(i) not in _NOT_PERSON_LABELS and not tok.is_stop):
                 i += 1
                 continue
             j = i + 1  # then middle initials and one family name: "Ella H. Snider"

@@ -1,0 +1,180 @@
+"""What a name is not: evidence against PERSON candidates (measured with
+``python -m bench.overredaction`` on real low-PII documents and ``bench.pii_leak``).
+
+The name rules of :mod:`docsync.pii_recognizers` and spaCy fire on capitalised words; in
+legal, financial and technical prose most capitalised words are headings ("Duty to File
+Documents"), defined terms ("this Handbook", "the Licensor"), citations ("Fed. R. Bankr. P.
+2008"), organisations, places and products. A PERSON candidate is dropped when:
+
+* it lies inside a citation or a code span (`` `Gala` ``);
+* spaCy labels its words as an organisation, place, product, law, ... and not as a person;
+* every word of it is an ordinary English word (Webster's lower-case entries, stop words)
+  or an all-caps word of one, unless a cue names it ("Mr. Grant", "my name is Will") or it is
+  a given name + family name pair in running text ("Grant Young said");
+* a determiner stands before it ("this Handbook", "the Debtor") and it is no known name.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+# spaCy labels that say "not a person" for the words they cover
+NOT_PERSON_LABELS = frozenset(
+    {"ORG", "GPE", "LOC", "FAC", "PRODUCT", "LAW", "EVENT", "WORK_OF_ART", "NORP", "LANGUAGE",
+     "DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDINAL", "ORDINAL"}
+)
+_DETERMINERS = frozenset(
+    "the this that these those such said any each every a an our its their your no another either".split()
+)
+# Legal and bibliographic citations: chains of abbreviations ending in a number or a section
+# sign ("Fed. R. Bankr. P. 2008", "11 U.S.C. § 704", "Cal. Civ. Proc. Code 1010"), including
+# the reporter form "123 F.3d 456".
+_ABBREV = r"(?:[A-Z][A-Za-z]{0,7}\.|[A-Z]\.(?:[A-Z]\.)+|§+)"
+CITATION = re.compile(
+    rf"(?<![\w.])(?:{_ABBREV}[ \t]*){{2,}}(?:[ \t]*\d[\w.()-]*)"
+    rf"|\b\d+[ \t]+(?:{_ABBREV}[ \t]*){{1,4}}(?:\dd|\d)?[ \t]*\d+"
+)
+_CODE = re.compile(r"`[^`\n]{1,80}`")
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Lower-case entries of Webster's 2nd (the ``english-words`` package): ordinary words,
+    proper nouns excluded (they are capitalised there)."""
+    from english_words import get_english_words_set
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(w for w in get_english_words_set(["web2"], alpha=True) if w.islower()) | frozenset(STOP_WORDS)
+
+
+_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("'s", ""))
+
+
+def is_common(word: str) -> bool:
+    """An ordinary English word, whatever its case and inflection ("Duty", "TRUSTEE",
+    "Proceedings", "Rendered"); Webster's lists base forms only."""
+    words = common_words()
+    low = word.lower()
+    if low in words:
+        return True
+    return any(low.endswith(end) and len(low) - len(end) > 2 and low[: -len(end)] + add in words
+               for end, add in _SUFFIXES)
+
+
+def all_common(text: str) -> bool:
+    words = [w for w in _WORD.findall(text) if len(w) > 1]
+    return bool(words) and all(is_common(w) for w in words)
+
+
+def protected_spans(text: str) -> list[tuple[int, int]]:
+    """Citations and code spans: no person is named inside them."""
+    return [(m.start(), m.end()) for m in CITATION.finditer(text)] + [(m.start(), m.end()) for m in _CODE.finditer(text)]
+
+
+def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(s <= start and end <= e for s, e in spans)
+
+
+PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})
+
+
+def _labels(doc, start: int, end: int) -> set[str]:
+    """spaCy labels of entities that cover the whole candidate (a label on one word of
+    "Solveig Ødegård" says little about the pair)."""
+    if doc is None:
+        return set()
+    return {ent.label_ for ent in doc.ents if ent.start_char <= start and end <= ent.end_char}
+
+
+def _determiner_before(text: str, start: int) -> bool:
+    words = text[max(0, start - 12) : start].split()
+    return bool(words) and words[-1].lower() in _DETERMINERS
+
+
+def _rule(result) -> str | None:
+    meta = result.recognition_metadata or {}
+    return meta.get("rule") or meta.get("recognizer_name")
+
+
+def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names: tuple) -> bool:
+    """Whether a PERSON candidate survives the evidence against it."""
+    start, end = result.start, result.end
+    value = text[start:end]
+    if _inside(start, end, protected):
+        return False
+    rule = _rule(result)
+    if rule == "cue":
+        return True
+    propagated = rule == "DocsyncNamePropagation"  # another mention of a name kept already
+    first, last = names
+    words = [w for w in _WORD.findall(value) if len(w) > 1]
+    known = [w for w in words if _fold(w) in first or _fold(w) in last or not w.isascii()]
+    common = all_common(value)
+    heading = common and (value.isupper() or _title_case_line(text, start, end))
+    if rule == "initial":  # "Ella H. Snider": the shape is strong evidence, whatever spaCy says
+        return not heading
+    labels = _labels(doc, start, end)
+    # a place is a place; on names that are no English word, en_core_web_sm's ORG/NORP/...
+    # labels are weak (it calls many foreign family names ORG or GPE)
+    if propagated:  # another mention of a name kept elsewhere in the text
+        against = labels & PLACE_LABELS
+    elif len(words) > 1 and (len(known) == len(words) or _fold(words[0]) in first):
+        # "Elle Sandström", "Hanna Ukkonen": a known given name beats the small model's ORG/GPE
+        against = labels & ({"LOC", "FAC"} if not common else NOT_PERSON_LABELS)
+    elif len(words) == 1 and known and not is_common(words[0]):
+        listed = _fold(words[0]) in first or _fold(words[0]) in last
+        against = labels & ({"LOC", "FAC"} if _fold(words[0]) in first or not listed else PLACE_LABELS)
+    else:
+        against = labels & NOT_PERSON_LABELS
+    if against and "PERSON" not in labels:
+        return False
+    if propagated:
+        return True
+    if _determiner_before(text, start) and not known and "PERSON" not in labels:
+        return False  # "this Handbook", "the Licensor"
+    if common:
+        # "Frank", "Grant Young" in running text are names; "Duty to File Documents", "this
+        # Handbook", "DISTRIBUTION", "Incompetent Person" are not
+        return not heading and not _determiner_before(text, start) and len(known) == len(words)
+    return True
+
+
+def _fold(word: str) -> str:
+    from docsync.pii_recognizers import fold
+
+    return fold(word)
+
+
+def _title_case_line(text: str, start: int, end: int) -> bool:
+    """The candidate sits in a heading-like line: short, no sentence end, its other
+    non-stop words capitalised too ("Duty to File Documents", "Termination of Trustee")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    # the clause around it: "Grant of Copyright License." opens a paragraph, "Suspending
+    # Proceedings;" is one of a list of headings
+    before = re.split(r"[.;:](?:\s|$)", line[: start - line_start])[-1]
+    after = re.split(r"[.;:](?:\s|$)", line[end - line_start :])[0]
+    words = _WORD.findall(before + text[start:end] + after)
+    if len(words) > 14:
+        return False
+    content = [w for w in words if w.lower() not in _stop()]
+    return len(content) >= 2 and all(w[0].isupper() for w in content)
+
+
+@lru_cache(maxsize=1)
+def _stop() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+def filter_persons(text: str, results: list, doc) -> list:
+    """``results`` without the PERSON candidates that the evidence says are no person."""
+    from docsync.pii_recognizers import name_lists
+
+    protected = protected_spans(text)
+    names = name_lists()
+    return [r for r in results if r.entity_type != "PERSON" or keep_person(text, r, doc, protected, names)]
