@@ -122,3 +122,21 @@ def test_an_unknown_engine_is_refused(esettings):
     with pytest.raises(index.IndexUnavailable, match="DOCSYNC_QDRANT_ENGINE"):
         with index.open_index(esettings.replace(qdrant_engine="chroma")):
             pass
+
+
+def test_an_index_in_local_mode_is_imported_on_first_open(esettings):
+    """The upgrade: the same DOCSYNC_QDRANT_PATH held qdrant-client's local mode."""
+    local = esettings.replace(qdrant_engine="local")
+    with index.open_index(local) as client:
+        index.ensure_collection(client, COLLECTION, index.is_local(local))
+        index.upsert(client, COLLECTION, points("l", 5, ["group:legal"]))
+    with index.open_index(esettings) as client:
+        assert index.alias_target(client, COLLECTION) == f"{COLLECTION}_v1"
+        records = {str(r.id): r.payload for r in index.scroll_all(client, COLLECTION)}
+        assert records == {p: payload for p, _v, payload in points("l", 5, ["group:legal"])}
+        assert set(client.get_collection(COLLECTION).payload_schema) >= set(index.KEYWORD_FIELDS)
+        assert [h.payload["path"] for h in index.search(client, COLLECTION, unit(3), ["group:legal"], limit=1)] == ["l3.txt"]
+        index.delete_ids(client, COLLECTION, [pid("l0")])
+    with index.open_index(esettings) as client:  # imported once: later opens use the Edge data as it is
+        assert len(list(index.scroll_all(client, COLLECTION))) == 4
+    assert not (esettings.qdrant.path / "edge" / ".importing").exists()

@@ -48,7 +48,8 @@ def _connect(settings: Settings) -> QdrantClient:
     if settings.qdrant.engine == "edge":
         from docsync.engines.edge import EdgeClient
 
-        return EdgeClient(settings.qdrant.path / "edge")
+        # A local-mode index already at the path (an upgrade) is copied in on first open.
+        return EdgeClient(settings.qdrant.path / "edge", import_from=settings.qdrant.path)
     if settings.qdrant.engine != "local":
         raise IndexUnavailable(f"unknown DOCSYNC_QDRANT_ENGINE {settings.qdrant.engine!r}; use 'edge' or 'local'")
     return QdrantClient(path=str(settings.qdrant.path))

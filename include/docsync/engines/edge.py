@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from qdrant_client import models
 
 ALIASES = "aliases.json"
+_KEYWORD_FIELDS = ("doc_id", "source", "path", "allowed_principals", "denied_principals")  # as docsync.index
 COLLECTIONS = "collections"
 # Points not yet in an HNSW index from which a client that wrote optimises on close (merges
 # segments, builds the index): Edge runs no optimiser in the background. Below it, search scans
@@ -85,9 +86,11 @@ def _point_id(value: object) -> object:
 class EdgeClient:
     """Qdrant Edge shards behind the subset of ``QdrantClient`` docsync uses."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, import_from: str | Path | None = None) -> None:
+        """``import_from``: a qdrant-client local-mode directory whose collections and aliases are
+        copied in when this engine's directory is new (the upgrade from local mode)."""
         self.root = Path(root)
-        (self.root / COLLECTIONS).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,6 +99,44 @@ class EdgeClient:
             # "already accessed": the wording index.open_index waits on, as for local mode.
             raise RuntimeError(f"Storage folder {self.root} is already accessed by another docsync process") from exc
         self._open: dict[str, _Open] = {}
+        fresh = not (self.root / COLLECTIONS).exists()
+        if fresh and import_from is not None and (Path(import_from) / "meta.json").exists():
+            self._import_local(Path(import_from))  # under the lock: one process imports
+        (self.root / COLLECTIONS).mkdir(mode=0o700, exist_ok=True)
+
+    def _import_local(self, path: Path) -> None:
+        """Copy every collection (points with vectors and payloads) and alias of qdrant-client's
+        local mode at ``path``, which stays as it was; done once, into a staging directory."""
+        from qdrant_client import QdrantClient
+
+        local = QdrantClient(path=str(path))
+        final, self.root = self.root, self.root / ".importing"
+        try:
+            shutil.rmtree(self.root, ignore_errors=True)  # an import cut short starts again
+            (self.root / COLLECTIONS).mkdir(parents=True)
+            for item in local.get_collections().collections:
+                info = local.get_collection(item.name)
+                self.create_collection(item.name, info.config.params.vectors)
+                for field_name in sorted(set(_KEYWORD_FIELDS) | set(info.payload_schema or {})):
+                    self.create_payload_index(item.name, field_name, "keyword")
+                offset = None
+                while True:
+                    records, offset = local.scroll(item.name, limit=512, offset=offset, with_payload=True, with_vectors=True)
+                    if records:
+                        self.upsert(item.name, [SimpleNamespace(id=r.id, vector=r.vector, payload=r.payload) for r in records])
+                    if offset is None:
+                        break
+            self._write_aliases({a.alias_name: a.collection_name for a in local.get_aliases().aliases})
+            for state in self._open.values():
+                state.shard.flush()
+                state.shard.close()
+            self._open.clear()
+        finally:
+            local.close()
+            imported, self.root = self.root, final
+        os.replace(imported / ALIASES, final / ALIASES)
+        os.replace(imported / COLLECTIONS, final / COLLECTIONS)  # last: its presence means "imported"
+        shutil.rmtree(imported, ignore_errors=True)
 
     # --- lifecycle ------------------------------------------------------------------------
 
