@@ -102,6 +102,19 @@ def test_a_removed_folder_takes_its_contents_and_a_renamed_one_moves_them(export
     assert source.read("Results/q2.txt") == b"Quarter two.\n"
 
 
+def test_a_parent_id_never_makes_an_escaping_path_usable(export):
+    """Placed by parent id after a delta, an item whose parentReference.path escapes the library
+    stays an invalid entry (as without deltas), whatever folder its parent id names."""
+    escape = export.file("escape.txt", b"secret\n", ROOT_PERMS, item_id="ESCAPE", write=False)
+    escape["parentReference"]["path"] = "/drives/x/root:/../../outside"
+    export.write(**{"@odata.deltaLink": delta_link("A")})
+    GraphDelta(export, "0001", base="A", link="B").write()
+    listed = entries(export.root)
+    assert "_invalid/ESCAPE" in listed and "escape.txt" not in listed
+    with pytest.raises(ExportItemError, match="not a plain library path"):
+        SharePointExport("sp", export.root).read("_invalid/ESCAPE")
+
+
 def test_changed_content_without_its_download_is_a_read_error(export):
     delta = GraphDelta(export, "0001", base="A", link="B")
     item = delta.relist(by_name(export, "q1.txt"), size=5)

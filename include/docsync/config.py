@@ -109,7 +109,7 @@ class QdrantSettings:
     conn_id: str | None
     collection_prefix: str
     api_key: str | None = field(default=None, repr=False)
-    engine: str = "local"  # embedded engine: "edge" (qdrant-edge-py) or "local" (qdrant-client local mode)
+    engine: str = "edge"  # embedded engine: "edge" (qdrant-edge-py) or "local" (qdrant-client local mode)
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ def load_settings() -> Settings:
             conn_id=_env("DOCSYNC_QDRANT_CONN_ID", "") or None,
             collection_prefix=_env("DOCSYNC_COLLECTION_PREFIX", "docsync"),
             api_key=_env("DOCSYNC_QDRANT_API_KEY", "") or None,
-            engine=_env("DOCSYNC_QDRANT_ENGINE", "local").strip().lower(),
+            engine=_env("DOCSYNC_QDRANT_ENGINE", "edge").strip().lower(),
         ),
         ocr=OcrSettings(
             min_confidence=float(_env("DOCSYNC_OCR_MIN_CONFIDENCE", "55")),

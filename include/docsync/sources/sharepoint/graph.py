@@ -152,17 +152,19 @@ def graph_path(item: dict, by_id: dict, memo: dict, depth: int = 0, *, by_ids: b
         return None, f"manifest entry {name!r} without an 'id'"
     parent = item.get("parentReference") if isinstance(item.get("parentReference"), dict) else {}
     parent_id = str(parent.get("id") or "")
-    folder: str | None
-    if isinstance(parent.get("path"), str) and not (by_ids and parent_id in by_id):
+    folder: str | None = None
+    if isinstance(parent.get("path"), str):
         _drive, sep, rest = parent["path"].partition("root:")
         if not sep:
             return None, f"parentReference.path {parent['path']!r} of {name!r} has no 'root:' part"
         folder = unquote(rest).strip("/")
-    elif parent_id in by_id and depth < 64:
+        if safe_library_path(folder, name) is None:  # unusable, whatever the parent id says
+            return None, f"the path {folder + '/' + name!r} is not a plain library path ('..', '\\\\' or absolute)"
+    if (folder is None or by_ids) and parent_id in by_id and depth < 64:
         folder, problem = graph_path(by_id[parent_id], by_id, memo, depth + 1, by_ids=by_ids)
         if folder is None:
             return None, f"parent folder of {name!r}: {problem}"
-    else:
+    elif folder is None:
         return None, f"{name!r} has neither parentReference.path nor a parent folder in the manifest"
     path = safe_library_path(folder, name)
     if path is None:
