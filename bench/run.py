@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200, help="engine: filtered searches per size (local mode "
                         "above 20,000 points: a fifth of them)")
     parser.add_argument("--keep", action="store_true", help="engine: keep the built indexes under the work directory")
+    parser.add_argument("--no-crash", action="store_true", help="engine: skip the SIGKILL-during-upsert check")
     parser.add_argument("--workers", type=int, default=0,
                         help="docsync batch worker processes (run_sync workers; default: one per core)")
     args = parser.parse_args(argv)
