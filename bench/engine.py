@@ -3,8 +3,8 @@
 
 Per engine and size, each step in its own process (own peak RSS):
 - ``build``: upsert N points shaped like docsync's (384-d vectors, ~700-character chunk text,
-  ACL payload) through ``index.upsert``, plus the state rows a synced index has; then close
-  (Edge optimises there: segments merged, HNSW built).
+  ACL payload) through ``index.upsert``, plus the state rows a synced index has; then close.
+  ``BENCH_EDGE_OPTIMIZE_AFTER=N`` makes Edge optimise on close (segments merged, HNSW built).
 - ``search``: open, then ACL-filtered ``index.search`` (``access_filter``: allowed ∋ any of a
   user's principals, denied ∌ any) for one user and three of their groups, p50/p95.
 - ``reconcile``: ``steps.reconcile.reconcile``: scroll every point, compare with the state store.
@@ -106,6 +106,10 @@ def child_build(home: Path, engine_name: str, n: int) -> dict:
 
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
+    if os.environ.get("BENCH_EDGE_OPTIMIZE_AFTER"):  # docsync's own default: never
+        from docsync.engines import edge
+
+        edge.OPTIMIZE_AFTER = int(os.environ["BENCH_EDGE_OPTIMIZE_AFTER"])
     settings = _settings(home, engine_name)
     _state_rows(state.get_engine(settings.state_url), n)
     out: dict = {}

@@ -35,10 +35,12 @@ if TYPE_CHECKING:
 ALIASES = "aliases.json"
 _KEYWORD_FIELDS = ("doc_id", "source", "path", "allowed_principals", "denied_principals")  # as docsync.index
 COLLECTIONS = "collections"
-# Points not yet in an HNSW index from which a client that wrote optimises on close (merges
-# segments, builds the index): Edge runs no optimiser in the background. Below it, search scans
-# the (payload-index-filtered) points, which is fast enough.
-OPTIMIZE_AFTER = 20_000
+# Edge runs no optimiser in the background, and docsync does not optimise in its tasks: building
+# HNSW for 100k points took minutes of CPU in niced threads, holding the index lock meanwhile
+# (README "The embedded engine"). Every docsync search is ACL-filtered through the payload
+# indexes, which the plain segments serve (measured in bench/engine.py). ``None``: never on close;
+# a number: optimise on close once that many points are not in an HNSW index.
+OPTIMIZE_AFTER: int | None = None
 
 
 @dataclass
@@ -141,12 +143,12 @@ class EdgeClient:
     # --- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush every shard (optimising those with many new points) and release the lock."""
+        """Flush every shard (optimising those with many new points, see OPTIMIZE_AFTER) and release the lock."""
         if self._lock < 0:
             return
         try:
             for state in self._open.values():
-                if state.written and _unindexed(state.shard) >= OPTIMIZE_AFTER:
+                if OPTIMIZE_AFTER is not None and state.written and _unindexed(state.shard) >= OPTIMIZE_AFTER:
                     state.shard.optimize()
                 state.shard.flush()
                 state.shard.close()
@@ -330,7 +332,8 @@ class EdgeClient:
         os.replace(tmp, self._dir(collection_name))
 
     def optimize(self, collection_name: str) -> bool:
-        """Merge segments and build the HNSW index now (otherwise done on close after many writes)."""
+        """Merge segments, drop deleted points and build the HNSW index now (maintenance: it holds the
+        index, and the lock, for as long as it takes)."""
         state = self._shard(collection_name)
         state.written = 0
         return state.shard.optimize()
