@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m bench.run [NAME ...] [options]`` (``make bench BENCH_ARGS=...``).
 
-NAME is any of: incremental, stages, peers, scale, memory, directory (default: all, in that order).
+NAME is any of: incremental, stages, peers, scale, memory, directory, engine (default: all, in that order).
 Each measured step runs in its own subprocess (own peak RSS); results go to
 bench/results/<name>.md|.json|.png and the markdown is printed.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import directory, incremental, memory, peers, scale, stages
+from bench import directory, engine, incremental, memory, peers, scale, stages
 
 BENCHMARKS = {
     "incremental": incremental.main,
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "scale": scale.main,
     "memory": memory.main,
     "directory": directory.main,
+    "engine": engine.main,
 }
 
 
@@ -39,6 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pages", type=int, default=1000, help="memory: PDF pages (default 1000)")
     parser.add_argument("--directory-users", type=lambda s: [int(x) for x in s.split(",")], default=None,
                         help="directory: comma-separated directory sizes in users (default 10000,50000)")
+    parser.add_argument("--engine-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10000, 100000],
+                        help="engine: comma-separated index sizes in points (default 10000,100000)")
+    parser.add_argument("--engines", type=lambda s: s.split(","), default=list(engine.ENGINES),
+                        help="engine: embedded engines to compare (default local,edge)")
+    parser.add_argument("--queries", type=int, default=200, help="engine: filtered searches per size (local mode "
+                        "above 20,000 points: a fifth of them)")
+    parser.add_argument("--keep", action="store_true", help="engine: keep the built indexes under the work directory")
+    parser.add_argument("--no-crash", action="store_true", help="engine: skip the SIGKILL-during-upsert check")
     parser.add_argument("--workers", type=int, default=0,
                         help="docsync batch worker processes (run_sync workers; default: one per core)")
     args = parser.parse_args(argv)

@@ -57,7 +57,7 @@ def docsync_env(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("DOCSYNC_HOME", str(home))
     # Tests sync folders under their own tmp_path: the operator's list of allowed roots.
     monkeypatch.setenv("DOCSYNC_ALLOWED_ROOTS", str(tmp_path))
-    for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH"):
+    for var in ("DOCSYNC_STATE_URL", "DOCSYNC_QDRANT_URL", "DOCSYNC_STAGING", "DOCSYNC_QDRANT_PATH", "DOCSYNC_QDRANT_ENGINE"):
         monkeypatch.delenv(var, raising=False)
     return home
 

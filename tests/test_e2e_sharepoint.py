@@ -2,17 +2,22 @@
 of a document library with permissions: nested folders, broken inheritance, sharing links, an
 item with unknown identities, a missing download, a path escaping the export; then a second
 export with a rename, a deletion, an item gone from the export, a permission-only change, a
-same-size content edit (only the quickXorHash tells) and the missing download delivered."""
+same-size content edit (only the quickXorHash tells) and the missing download delivered; then a
+Graph delta export on top of it (create, modify, rename, delete, permission-only change) and a
+delta whose base is unknown (refused, nothing changed)."""
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
 
-from tests.support.airflow_env import airflow_env, run_airflow
+from tests.support.airflow_env import AIRFLOW, airflow_env, run_airflow
 from tests.support.sharepoint_export import (
     DRIVE,
+    GraphDelta,
     GraphExport,
+    delta_link,
     grant,
     group,
     group_principal,
@@ -170,7 +175,7 @@ def test_sharepoint_sync_dag_end_to_end(tmp_path):
     budget["cTag"] = '"c:{budget},2"'
     (exp.root / "files/Finance/Reports/budget.md").write_bytes(edited)
     (exp.root / "files/Misc/missing-download.txt").write_bytes(text("This file was not downloaded by the first export run."))
-    exp.write()
+    exp.write(**{"@odata.deltaLink": delta_link("A")})  # the link a delta export continues from
     run_airflow(["dags", "test", "sharepoint_sync"], env)
 
     second = read_index(tmp_path / "docsync")
@@ -195,3 +200,48 @@ def test_sharepoint_sync_dag_end_to_end(tmp_path):
     open_entries = {p for p, e in second["quarantine"].items() if e["status"] == "open"}
     assert open_entries == {"Misc/unknown-owner.txt", "_invalid/ESCAPE"}
     assert "zebra-cobalt" not in json.dumps(second["points"])
+
+    apply_delta_exports(exp, env, tmp_path, second)
+
+
+def apply_delta_exports(exp: GraphExport, env: dict, tmp_path, before: dict) -> None:
+    """A delta on top of the full export above, then one whose base is unknown."""
+    delta = GraphDelta(exp, "0001", base="A", link="B")
+    delta.folder("Projects")  # Graph lists the folders of changed items too
+    delta.file("Finance/Reports/q2-report.md", text("# Q2", "Revenue in the second quarter was flat in every region."))
+    budget = next(v for v in exp.items.values() if v.get("name") == "budget.md")
+    delta.edit(budget, text("# Budget 2027", "Operating costs will stay flat next year after the office consolidation."))
+    delta.relist(exp.items["DRAFT"], name="minutes.txt")  # rename: no new download
+    roadmap = next(v for v in exp.items.values() if v.get("name") == "roadmap.md")
+    delta.relist(roadmap, permissions=roadmap["permissions"] + [grant(["read"], user("carol@contoso.com"))])
+    delta.removed("CONTRACT")
+    delta.write()
+    run_airflow(["dags", "test", "sharepoint_sync"], env)
+
+    third = read_index(tmp_path / "docsync")
+    summary = third["runs"][0]["summary"]
+    assert third["runs"][0]["status"] == "success"
+    assert {k: summary[k] for k in ("new", "modified", "moved", "acl_updated", "deleted", "indexed", "quarantined")} == {
+        "new": 1, "modified": 1, "moved": 1, "acl_updated": 1, "deleted": 1, "indexed": 2, "quarantined": 0,
+    }
+    paths = set(third["by_path"])
+    assert {"Finance/Reports/q2-report.md", "Projects/minutes.txt"} <= paths
+    assert not paths & {"Legal/contract.txt", "Projects/meeting-notes.txt"}
+    assert set(third["by_path"]["Projects/minutes.txt"]) == set(before["by_path"]["Projects/meeting-notes.txt"])
+    assert all(p["allowed_principals"] == FINANCE for p in third["by_path"]["Finance/Reports/q2-report.md"].values())
+    assert any("consolidation" in p["text"] for p in third["by_path"]["Finance/Reports/budget.md"].values())
+    old_roadmap, new_roadmap = before["by_path"]["Projects/roadmap.md"], third["by_path"]["Projects/roadmap.md"]
+    assert set(new_roadmap) == set(old_roadmap)
+    for pid, payload in new_roadmap.items():  # permission-only: payload updated, not re-embedded
+        assert "user:carol@contoso.com" in payload["allowed_principals"]
+        assert payload["indexed_at"] == old_roadmap[pid]["indexed_at"]
+
+    # A delta requested from a link this export never returned: refused, nothing changes.
+    unknown = GraphDelta(exp, "0002", base="NOT-OURS", link="C")
+    unknown.removed(next(k for k, v in exp.items.items() if v.get("name") == "handbook.md"))
+    unknown.write()
+    proc = subprocess.run([AIRFLOW, "dags", "test", "sharepoint_sync"], env=env, capture_output=True, text=True, timeout=900)
+    assert "the base of deltas/0002 is unknown" in proc.stdout + proc.stderr
+    after = read_index(tmp_path / "docsync")
+    assert after["points"] == third["points"]
+    assert after["runs"][0]["summary"] == summary or after["runs"][0]["status"] != "success"

@@ -1,4 +1,5 @@
-"""docsync.index: embedded Qdrant (local mode, a path under tmp_path) and real embeddings."""
+"""docsync.index: embedded Qdrant (both engines, Edge and qdrant-client's local mode, at a path
+under tmp_path) and real embeddings."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from docsync.embed import VECTOR_SIZE, embed_texts
 COLLECTION = "docsync_test"
 
 
-@pytest.fixture()
-def isettings(settings, tmp_path):
-    return settings.replace(qdrant_path=tmp_path / "qdrant", qdrant_url=None, qdrant_conn_id=None)
+@pytest.fixture(params=["edge", "local"])
+def isettings(settings, tmp_path, request):
+    return settings.replace(qdrant_path=tmp_path / "qdrant", qdrant_url=None, qdrant_conn_id=None,
+                            qdrant_engine=request.param)
 
 
 @pytest.fixture()
@@ -43,7 +45,7 @@ def payload(doc_id: str, allowed: list[str], denied: list[str] | None = None, **
 
 
 def test_settings_are_local(isettings):
-    assert index.is_local(isettings)
+    assert index.is_local(isettings) == (isettings.qdrant.engine == "local")  # Edge indexes payloads
     assert not index.is_local(isettings.replace(qdrant_url="http://127.0.0.1:6333"))
 
 

@@ -123,6 +123,7 @@ class QdrantSettings:
     conn_id: str | None
     collection_prefix: str
     api_key: str | None = field(default=None, repr=False)
+    engine: str = "edge"  # embedded engine: "edge" (qdrant-edge-py) or "local" (qdrant-client local mode)
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "qdrant_path": ("qdrant", "path"),
     "qdrant_conn_id": ("qdrant", "conn_id"),
     "qdrant_api_key": ("qdrant", "api_key"),
+    "qdrant_engine": ("qdrant", "engine"),
     "collection_prefix": ("qdrant", "collection_prefix"),
     "ocr_min_confidence": ("ocr", "min_confidence"),
     "ocr_dpi": ("ocr", "dpi"),
@@ -302,6 +304,7 @@ def load_settings() -> Settings:
             conn_id=_env("DOCSYNC_QDRANT_CONN_ID", "") or None,
             collection_prefix=_env("DOCSYNC_COLLECTION_PREFIX", "docsync"),
             api_key=_env("DOCSYNC_QDRANT_API_KEY", "") or None,
+            engine=_env("DOCSYNC_QDRANT_ENGINE", "edge").strip().lower(),
         ),
         ocr=OcrSettings(
             min_confidence=float(_env("DOCSYNC_OCR_MIN_CONFIDENCE", "55")),

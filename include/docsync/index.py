@@ -1,7 +1,9 @@
-"""Qdrant access: embedded local mode by default, a server by URL or Airflow connection.
+"""Qdrant access: embedded by default, a server by URL or Airflow connection.
 
-Local mode allows one client per path (a file lock), so :func:`open_index` waits for the
-lock and every task closes its client when done: writes are serialized across processes.
+The embedded engine (``DOCSYNC_QDRANT_ENGINE``) is Qdrant Edge (:mod:`docsync.engines.edge`,
+behind the same client interface) or qdrant-client's local mode. Both allow one client per
+path (a file lock), so :func:`open_index` waits for the lock and every task closes its client
+when done: writes are serialized across processes.
 """
 
 from __future__ import annotations
@@ -46,11 +48,19 @@ def _connect(settings: Settings) -> QdrantClient:
         return QdrantClient(url=settings.qdrant.url, api_key=settings.qdrant.api_key, timeout=60)
     settings.qdrant.path.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.qdrant.path.chmod(0o700)  # the embedded index holds document text: owner only
+    if settings.qdrant.engine == "edge":
+        from docsync.engines.edge import EdgeClient
+
+        # A local-mode index already at the path (an upgrade) is copied in on first open.
+        return EdgeClient(settings.qdrant.path / "edge", import_from=settings.qdrant.path)
+    if settings.qdrant.engine != "local":
+        raise IndexUnavailable(f"unknown DOCSYNC_QDRANT_ENGINE {settings.qdrant.engine!r}; use 'edge' or 'local'")
     return QdrantClient(path=str(settings.qdrant.path))
 
 
 def is_local(settings: Settings) -> bool:
-    return not (settings.qdrant.url or settings.qdrant.conn_id)
+    """qdrant-client's local mode (which ignores payload indexes); Edge and servers index payloads."""
+    return not (settings.qdrant.url or settings.qdrant.conn_id) and settings.qdrant.engine == "local"
 
 
 _KEPT_OPEN: dict[str, object] = {}  # see keep_open

@@ -23,6 +23,11 @@ def _id(seed: str) -> str:
     return "01" + hashlib.sha1(seed.encode()).hexdigest()[:32].upper()
 
 
+def folder_id(path: str) -> str:
+    """The id GraphExport gives the folder ``path`` ("" = the library root)."""
+    return _id("folder:" + path) if path else _id("root")
+
+
 # --- identities and permissions (Graph shapes) -------------------------------------------
 
 
@@ -84,17 +89,18 @@ class GraphExport:
         self.tenant = tenant
         self.items: dict[str, dict] = {}  # id -> driveItem, in insertion order
         self.extra: dict = {}
-        self.items["root"] = {"id": _id("root"), "name": "root", "root": {}, "folder": {"childCount": 0}}
+        self.items["root"] = {"id": folder_id(""), "name": "root", "root": {}, "folder": {"childCount": 0}}
 
     def _parent(self, folder: str) -> dict:
-        return {"driveId": DRIVE, "driveType": "documentLibrary", "path": f"/drives/{DRIVE}/root:" + (f"/{folder}" if folder else "")}
+        return {"driveId": DRIVE, "driveType": "documentLibrary", "id": folder_id(folder),
+                "path": f"/drives/{DRIVE}/root:" + (f"/{folder}" if folder else "")}
 
     def set_root_permissions(self, permissions: list[dict]) -> None:
         self.items["root"]["permissions"] = permissions
 
     def folder(self, path: str, permissions: list[dict] | None = None) -> dict:
         parent, _, name = path.rpartition("/")
-        item = {"id": _id("folder:" + path), "name": name, "folder": {"childCount": 0}, "parentReference": self._parent(parent),
+        item = {"id": folder_id(path), "name": name, "folder": {"childCount": 0}, "parentReference": self._parent(parent),
                 "lastModifiedDateTime": "2026-01-02T08:00:00Z", "size": 0}
         if permissions is not None:
             item["permissions"] = permissions
@@ -145,6 +151,51 @@ class GraphExport:
         manifest["items"] = list(self.items.values())
         (self.root / "manifest.json").write_text(json.dumps(manifest, indent=1))
         return self.root
+
+
+def delta_link(token: str) -> str:
+    return f"https://graph.microsoft.com/v1.0/drives/{DRIVE}/root/delta?token={token}"
+
+
+class GraphDelta(GraphExport):
+    """deltas/<name>/ of an export: a Graph delta (changed driveItems placed by parent id, as
+    /delta returns them, and tombstones) requested with ``base`` and returning ``link``."""
+
+    def __init__(self, export: GraphExport, name: str, base: str, link: str, exported_at: str = "2026-01-12T00:00:00Z") -> None:
+        super().__init__(export.root / "deltas" / name, export.tenant)
+        self.items = {}
+        self.extra = {"base_delta_link": delta_link(base), "@odata.deltaLink": delta_link(link), "exported_at": exported_at}
+
+    def _parent(self, folder: str) -> dict:
+        return {"driveId": DRIVE, "driveType": "documentLibrary", "id": folder_id(folder)}
+
+    def relist(self, item: dict, **changes) -> dict:
+        """An existing item listed again (a rename, move or permission change), without download."""
+        listed = json.loads(json.dumps(item)) | changes
+        listed.get("parentReference", {}).pop("path", None)
+        self.items[listed["id"]] = listed
+        return listed
+
+    def edit(self, item: dict, content: bytes, modified: str = "2026-01-11T08:00:00Z") -> dict:
+        """An existing item with new content, downloaded into the delta."""
+        listed = self.relist(item, size=len(content), lastModifiedDateTime=modified)
+        listed["file"]["hashes"]["quickXorHash"] = quick_xor_hash(content)
+        listed["cTag"] = f'"c:{{{hashlib.sha1(content).hexdigest()[:8]}}},2"'
+        path = self.root / "files" / self.path_of(item)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        return listed
+
+    @staticmethod
+    def path_of(item: dict) -> str:
+        return item["parentReference"]["path"].partition("root:")[2].strip("/") + "/" + item["name"]
+
+    def removed(self, item_id: str, facet: str = "@removed") -> None:
+        self.items[item_id] = {"id": item_id, "parentReference": {"driveId": DRIVE},
+                               facet: {"reason": "deleted"} if facet == "@removed" else {"state": "deleted"}}
+
+    def write(self, **extra) -> Path:
+        return super().write(export_type="delta", **extra)
 
 
 # --- the CSV export -------------------------------------------------------------------------

@@ -8,16 +8,20 @@ Layout of the export folder (the source root, ``DOCSYNC_SHAREPOINT_ROOT``)::
     library.csv          or: a document-library CSV export with permission columns
     export.json          optional, CSV only: {"library_root": ..., "export_type": "full"}
     files/<library path> the downloaded content of every file item
+    deltas/<name>/       optional, Graph only: delta exports on top of the full one (manifest.json
+                         with "export_type": "delta" and "base_delta_link", + files/), see :mod:`.delta`
 
 The document path is the library path (``parentReference.path`` after ``root:`` + name).
-Only full exports are supported: a delta export is refused (``SourceUnavailable``).
+A delta export whose base is not the full export (or a delta applied on it) is refused
+(``SourceUnavailable``), as is a delta export in place of the full one.
 
 A manifest that is unusable as a whole raises ``SourceUnavailable`` (nothing is deleted).
 A bad entry is still listed, and ``read()``/``content_hash()`` raise :class:`ExportItemError`
 (a :class:`~docsync.errors.DocumentError` carrying its quarantine failure) or ``access()``
 raises ``AccessUnresolved``, so the pipeline quarantines that document alone.
 
-Modules: :mod:`.export` (the source), :mod:`.graph` (``manifest.json``), :mod:`.library_csv`
+Modules: :mod:`.export` (the source), :mod:`.graph` (``manifest.json``), :mod:`.delta` (delta
+exports applied on top of it), :mod:`.library_csv`
 (``library.csv``), :mod:`.acl` (permissions -> principals), :mod:`.common` (shared helpers).
 """
 

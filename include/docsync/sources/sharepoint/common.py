@@ -17,6 +17,7 @@ MANIFEST = "manifest.json"
 CSV_MANIFEST = "library.csv"
 CSV_OPTIONS = "export.json"
 FILES_DIR = "files"
+DELTAS_DIR = "deltas"  # delta exports on top of the full one: deltas/<name>/manifest.json + files/
 MAX_MANIFEST_BYTES = 1 << 30
 INCOMPLETE = "incomplete download; re-export it"
 FOLDER_FACETS = ("folder", "root", "package", "remoteItem")  # not documents (shortcuts not followed)
@@ -125,16 +126,29 @@ def parse_json(raw: bytes, what: str) -> object:
         ) from exc
 
 
-def check_export_type(value: object, what: str) -> None:
-    """Only full exports: items missing from a delta are unchanged, not deleted."""
+def check_export_type(value: object, what: str, expected: str = "full") -> None:
+    """``what`` is the kind of export its place calls for: a full export at the top of the export
+    folder, a delta only under ``deltas/`` (items missing from a delta are unchanged, not deleted,
+    so a delta is usable only on top of the export it was requested from)."""
     export_type = str(value or "full").lower()
+    if export_type == expected:
+        return
+    if export_type == "delta" and what == CSV_OPTIONS:
+        raise ExportUnusable(
+            f"{what} is a delta export (export_type 'delta'); a CSV export must be full, because items missing "
+            "from a delta are unchanged, not deleted. Export the whole library (delta exports: Graph format only)"
+        )
     if export_type == "delta":
         raise ExportUnusable(
-            f"{what} is a delta export (export_type 'delta'); only full exports are supported, because "
-            "items missing from a delta are unchanged, not deleted. Export the whole library"
+            f"{what} is a delta export (export_type 'delta') at the top of the export folder, so its base is "
+            f"unknown: items missing from a delta are unchanged, not deleted. Put a delta under "
+            f"{DELTAS_DIR}/<name>/ of the full export it was requested from, or export the whole library"
         )
-    if export_type != "full":
-        raise ExportUnusable(f"{what} has unknown export_type {value!r}; use 'full'")
+    if export_type == "full" and expected == "delta":
+        raise ExportUnusable(
+            f"{what} is a full export under {DELTAS_DIR}/; a new full export replaces the whole export folder"
+        )
+    raise ExportUnusable(f"{what} has unknown export_type {value!r}; use {expected!r}")
 
 
 @dataclass
@@ -154,10 +168,16 @@ class Doc:
     error: str = ""  # invalid manifest entry (stage "source") or unreadable file (stage "read")
     stage: str = ""
     placeholder: bool = False  # the entry's own path is unusable: listed under _invalid/, never filtered
+    download: str = ""  # where its file is in the export folder ("" = files/<path>; deltas move it)
 
     def fail(self, stage: str, reason: str) -> None:
         if not self.error:  # the first problem found is the one reported
             self.stage, self.error = stage, reason
+
+    @property
+    def file(self) -> str:
+        """The download's path relative to the export folder."""
+        return self.download or f"{FILES_DIR}/{self.path}"
 
     @property
     def fingerprint(self) -> str:

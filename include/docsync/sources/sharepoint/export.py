@@ -20,6 +20,7 @@ from docsync.sources.base import HASH_CHUNK, AccessUnresolved, SourceEntry, Sour
 from docsync.sources.sharepoint.common import (
     CSV_MANIFEST,
     CSV_OPTIONS,
+    DELTAS_DIR,
     FILES_DIR,
     INCOMPLETE,
     MANIFEST,
@@ -117,18 +118,57 @@ class SharePointExport:
     def _load(self) -> dict[str, Doc]:
         if self._docs is not None:
             return self._docs
-        from docsync.sources.sharepoint.graph import load_graph
         from docsync.sources.sharepoint.library_csv import load_csv
 
         kind, raw = self._manifest_file()
         try:
-            docs = load_graph(raw) if kind == MANIFEST else load_csv(raw, self._csv_options().get("library_root"))
+            if kind == MANIFEST:
+                docs = self._graph_docs(raw)
+            else:
+                if self._delta_names():
+                    raise ExportUnusable(f"{DELTAS_DIR}/ holds delta exports, which only the Graph format "
+                                         f"({MANIFEST}) supports; export the whole library")
+                docs = load_csv(raw, self._csv_options().get("library_root"))
         except ExportUnusable as exc:
             raise self._unavailable(str(exc)) from exc
         if docs and not (self.root / FILES_DIR).is_dir():
             raise self._unavailable(f"the manifest lists {len(docs)} files but the export has no {FILES_DIR}/ folder")
         self._docs = self._finish(docs)
         return self._docs
+
+    def _graph_docs(self, raw: bytes) -> list[Doc]:
+        """The full Graph export with the delta exports under deltas/ applied (sharepoint.delta)."""
+        from docsync.sources.sharepoint import delta
+        from docsync.sources.sharepoint.graph import graph_docs, parse_graph
+
+        meta, items = parse_graph(raw, MANIFEST)
+        deltas = []
+        for name in self._delta_names():
+            what = f"{DELTAS_DIR}/{name}/{MANIFEST}"
+            try:
+                delta_raw = self._read_bytes(self._inside(what), limit=MAX_MANIFEST_BYTES)
+            except (OSError, ValueError) as exc:
+                raise ExportUnusable(
+                    f"{what} cannot be read ({exc}); write a delta into a folder whose name starts with '.' and "
+                    "rename it when complete, or remove it"
+                ) from exc
+            deltas.append(delta.Delta(name, *parse_graph(delta_raw, what, expected="delta")))
+        if not deltas:
+            return graph_docs(meta, items)
+        meta, items, downloads = delta.apply(
+            meta, items, delta.chain(meta, deltas), lambda rel: os.path.lexists(self.root / rel)
+        )
+        return graph_docs(meta, items, by_ids=True, downloads=downloads)
+
+    def _delta_names(self) -> list[str]:
+        """The delta export folders (names starting with '.' are being written: skipped)."""
+        if not os.path.lexists(self.root / DELTAS_DIR):
+            return []
+        try:
+            folder = self._inside(DELTAS_DIR)
+            return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except (OSError, ValueError) as exc:
+            raise ExportUnusable(f"{DELTAS_DIR}/ cannot be read ({exc})") from exc
 
     def _csv_options(self) -> dict:
         options: dict = {}
@@ -166,7 +206,7 @@ class SharePointExport:
         return out
 
     def _locate(self, doc: Doc) -> None:
-        rel = f"{FILES_DIR}/{doc.path}"
+        rel = doc.file
         try:
             st = self._inside(rel).stat()
         except ValueError:
@@ -211,7 +251,7 @@ class SharePointExport:
         doc = self._doc(path)
         if doc.error:
             raise ExportItemError(doc.stage, f"{path}: {doc.error}")
-        rel = f"{FILES_DIR}/{doc.path}"
+        rel = doc.file
         try:
             return doc, self._open(self._inside(rel), size=doc.size if doc.manifest_size else None)
         except ValueError as exc:
@@ -253,7 +293,7 @@ class SharePointExport:
                     if qxh is not None:
                         qxh.update(block)
         except OSError as exc:
-            raise ExportItemError(READ, f"{path}: cannot read {FILES_DIR}/{doc.path}: {exc.strerror or exc}") from exc
+            raise ExportItemError(READ, f"{path}: cannot read {doc.file}: {exc.strerror or exc}") from exc
         if qxh is not None and qxh.b64digest() != doc.quick_xor:
             raise self._stale(path)
         return sha.hexdigest()

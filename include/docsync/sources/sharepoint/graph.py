@@ -33,16 +33,29 @@ _MISSING = object()
 
 def load_graph(raw: bytes) -> list[Doc]:
     """The documents of a Graph manifest; raises ExportUnusable when it is unusable as a whole."""
-    data = parse_json(raw, MANIFEST)
+    meta, items = parse_graph(raw, MANIFEST)
+    return graph_docs(meta, items)
+
+
+def parse_graph(raw: bytes, what: str, expected: str = "full") -> tuple[dict, list]:
+    """(export metadata, driveItems) of one Graph manifest, a full export or (``expected``) a delta."""
+    data = parse_json(raw, what)
     meta = data if isinstance(data, dict) else {}
     items = data if isinstance(data, list) else meta.get("items", meta.get("value"))
     if not isinstance(items, list):
-        raise ExportUnusable(f"{MANIFEST} must be a JSON object with an 'items' (or Graph 'value') list")
+        raise ExportUnusable(f"{what} must be a JSON object with an 'items' (or Graph 'value') list")
     if meta.get("@odata.nextLink"):
-        raise ExportUnusable(f"{MANIFEST} is one page of a paged response (@odata.nextLink); merge the pages")
-    check_export_type(meta.get("export_type"), MANIFEST)
+        raise ExportUnusable(f"{what} is one page of a paged response (@odata.nextLink); merge the pages")
+    check_export_type(meta.get("export_type"), what, expected)
+    return meta, items
+
+
+def graph_docs(meta: dict, items: list, *, by_ids: bool = False, downloads: dict[str, str] | None = None) -> list[Doc]:
+    """The documents of driveItems; ``by_ids``: place items by their parent's id first (after
+    deltas, a ``parentReference.path`` may predate a folder's rename); ``downloads``: item id ->
+    its file in the export folder when not ``files/<path>``."""
     tenant = meta.get("tenant") if isinstance(meta.get("tenant"), str) else None
-    live = [i for i in items if not (isinstance(i, dict) and "deleted" in i)]
+    live = [i for i in items if not is_removed(i)]
     # Deleted entries do not name the site: one stray tombstone must not void every site group.
     site = str(meta.get("site_id") or "").strip() or _site(live)
     exported_at = parse_time(meta.get("exported_at"))
@@ -52,7 +65,7 @@ def load_graph(raw: bytes) -> list[Doc]:
     folders: dict[str, object] = {}
     for item in live:
         if isinstance(item, dict) and any(f in item for f in FOLDER_FACETS):
-            folder, _problem = graph_path(item, by_id, paths)
+            folder, _problem = graph_path(item, by_id, paths, by_ids=by_ids)
             if folder is not None:
                 perms = item.get("permissions", _MISSING)
                 # Two entries for one folder that disagree: neither is trusted (fail closed).
@@ -66,8 +79,9 @@ def load_graph(raw: bytes) -> list[Doc]:
         if any(f in item for f in FOLDER_FACETS):
             continue
         item_id = str(item.get("id") or "")
-        path, problem = graph_path(item, by_id, paths)
-        doc = Doc(path or invalid_path(item_id or f"items[{n}]"), item_id=item_id, placeholder=path is None)
+        path, problem = graph_path(item, by_id, paths, by_ids=by_ids)
+        doc = Doc(path or invalid_path(item_id or f"items[{n}]"), item_id=item_id, placeholder=path is None,
+                  download=(downloads or {}).get(item_id, ""))
         docs.append(doc)
         if problem:
             doc.fail(SOURCE_STAGE, problem)
@@ -81,6 +95,11 @@ def load_graph(raw: bytes) -> list[Doc]:
             except AccessUnresolved as exc:
                 doc.access_error = str(exc)
     return docs
+
+
+def is_removed(item: object) -> bool:
+    """A tombstone: Graph's ``deleted`` facet, or ``@removed`` (deleted, or out of the export's scope)."""
+    return isinstance(item, dict) and ("deleted" in item or "@removed" in item)
 
 
 def _site(items: list) -> str:
@@ -117,9 +136,10 @@ def _inherited(path: str, folders: dict[str, object]) -> object:
     return perms
 
 
-def graph_path(item: dict, by_id: dict, memo: dict, depth: int = 0) -> tuple[str | None, str]:
+def graph_path(item: dict, by_id: dict, memo: dict, depth: int = 0, *, by_ids: bool = False) -> tuple[str | None, str]:
     """(library path, problem) of an item: from parentReference.path, else by walking
-    parentReference.id through the folders in the manifest (delta responses have no path)."""
+    parentReference.id through the folders in the manifest (delta responses have no path);
+    ``by_ids``: the walk first, when the parent is known."""
     if "root" in item:
         return "", ""
     if id(item) in memo:  # keyed by object: duplicate ids must not share a path
@@ -131,17 +151,20 @@ def graph_path(item: dict, by_id: dict, memo: dict, depth: int = 0) -> tuple[str
     if not item_id:
         return None, f"manifest entry {name!r} without an 'id'"
     parent = item.get("parentReference") if isinstance(item.get("parentReference"), dict) else {}
-    folder: str | None
+    parent_id = str(parent.get("id") or "")
+    folder: str | None = None
     if isinstance(parent.get("path"), str):
         _drive, sep, rest = parent["path"].partition("root:")
         if not sep:
             return None, f"parentReference.path {parent['path']!r} of {name!r} has no 'root:' part"
         folder = unquote(rest).strip("/")
-    elif str(parent.get("id") or "") in by_id and depth < 64:
-        folder, problem = graph_path(by_id[str(parent["id"])], by_id, memo, depth + 1)
+        if safe_library_path(folder, name) is None:  # unusable, whatever the parent id says
+            return None, f"the path {folder + '/' + name!r} is not a plain library path ('..', '\\\\' or absolute)"
+    if (folder is None or by_ids) and parent_id in by_id and depth < 64:
+        folder, problem = graph_path(by_id[parent_id], by_id, memo, depth + 1, by_ids=by_ids)
         if folder is None:
             return None, f"parent folder of {name!r}: {problem}"
-    else:
+    elif folder is None:
         return None, f"{name!r} has neither parentReference.path nor a parent folder in the manifest"
     path = safe_library_path(folder, name)
     if path is None:
