@@ -140,3 +140,9 @@ def test_an_index_in_local_mode_is_imported_on_first_open(esettings):
     with index.open_index(esettings) as client:  # imported once: later opens use the Edge data as it is
         assert len(list(index.scroll_all(client, COLLECTION))) == 4
     assert not (esettings.qdrant.path / "edge" / ".importing").exists()
+
+
+def test_the_import_indexes_the_same_payload_fields_as_the_index():
+    from docsync.engines import edge
+
+    assert set(edge._KEYWORD_FIELDS) == set(index.KEYWORD_FIELDS)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from qdrant_client import models
 
 ALIASES = "aliases.json"
-_KEYWORD_FIELDS = ("doc_id", "source", "path", "allowed_principals", "denied_principals")  # as docsync.index
+_KEYWORD_FIELDS = ("doc_id", "source", "path", "allowed_principals", "denied_principals", "parent_id")  # as docsync.index
 COLLECTIONS = "collections"
 # Edge runs no optimiser in the background, and docsync does not optimise in its tasks: building
 # HNSW for 100k points took minutes of CPU in niced threads, holding the index lock meanwhile
@@ -118,7 +118,8 @@ class EdgeClient:
             (self.root / COLLECTIONS).mkdir(parents=True)
             for item in local.get_collections().collections:
                 info = local.get_collection(item.name)
-                self.create_collection(item.name, info.config.params.vectors)
+                self.create_collection(item.name, info.config.params.vectors,
+                                       sparse_vectors_config=info.config.params.sparse_vectors or None)
                 for field_name in sorted(set(_KEYWORD_FIELDS) | set(info.payload_schema or {})):
                     self.create_payload_index(item.name, field_name, "keyword")
                 offset = None
@@ -197,7 +198,8 @@ class EdgeClient:
     def get_aliases(self) -> SimpleNamespace:
         return SimpleNamespace(aliases=[SimpleNamespace(alias_name=a, collection_name=c) for a, c in self._aliases().items()])
 
-    def create_collection(self, name: str, vectors_config: models.VectorParams, **unsupported: Any) -> None:
+    def create_collection(self, name: str, vectors_config: models.VectorParams,
+                          sparse_vectors_config: dict | None = None, **unsupported: Any) -> None:
         if unsupported:
             raise NotImplementedError(f"the edge engine does not support {sorted(unsupported)} yet")
         edge = _edge()
@@ -206,7 +208,14 @@ class EdgeClient:
         distance = {"cosine": edge.Distance.Cosine, "dot": edge.Distance.Dot, "euclid": edge.Distance.Euclid}[
             str(getattr(vectors_config.distance, "value", vectors_config.distance)).lower()
         ]
-        config = edge.EdgeConfig(vectors=edge.EdgeVectorParams(size=vectors_config.size, distance=distance))
+        sparse = {
+            vector: edge.EdgeSparseVectorParams(
+                modifier=edge.Modifier.Idf if str(getattr(params.modifier, "value", params.modifier)).lower() == "idf"
+                else None)
+            for vector, params in (sparse_vectors_config or {}).items()
+        }
+        config = edge.EdgeConfig(vectors=edge.EdgeVectorParams(size=vectors_config.size, distance=distance),
+                                 sparse_vectors=sparse or None)
         self._open[name] = _Open(edge.EdgeShard.create(str(self._dir(name)), config))
 
     def get_collection(self, name: str) -> SimpleNamespace:
@@ -214,11 +223,12 @@ class EdgeClient:
         info = state.shard.info()
         config = json.loads((self._dir(self._aliases().get(name, name)) / "edge_config.json").read_text())
         params = config.get("vectors", {}).get("", {})
+        sparse = {name: SimpleNamespace(modifier=p.get("modifier")) for name, p in (config.get("sparse_vectors") or {}).items()}
         return SimpleNamespace(
             points_count=info.points_count,
             payload_schema={k: str(v.data_type) for k, v in info.payload_schema.items()},
             config=SimpleNamespace(params=SimpleNamespace(vectors=SimpleNamespace(
-                size=params.get("size"), distance=str(params.get("distance", ""))))),
+                size=params.get("size"), distance=str(params.get("distance", ""))), sparse_vectors=sparse or None)),
         )
 
     def delete_collection(self, name: str) -> None:
@@ -254,7 +264,7 @@ class EdgeClient:
         edge = _edge()
         state = self._shard(collection_name)
         state.shard.update(edge.UpdateOperation.upsert_points(
-            [edge.Point(_point_id(p.id), list(p.vector), p.payload or {}) for p in points]
+            [edge.Point(_point_id(p.id), _to_edge_vector(p.vector), p.payload or {}) for p in points]
         ))
         state.written += len(points)
 
@@ -280,7 +290,7 @@ class EdgeClient:
         records = self._shard(collection_name).shard.retrieve(
             [_point_id(i) for i in ids], with_payload=with_payload, with_vector=with_vectors
         )
-        return [Record(_pid(r.id), r.payload, r.vector) for r in records]
+        return [Record(_pid(r.id), r.payload, _from_edge_vector(r.vector)) for r in records]
 
     def scroll(self, collection_name: str, limit: int = 10, offset: Any = None, with_payload: Any = True,
                with_vectors: bool = False, scroll_filter: Any = None) -> tuple[list, Any]:
@@ -289,23 +299,30 @@ class EdgeClient:
             offset=None if offset is None else _point_id(offset), limit=limit, with_payload=with_payload,
             with_vector=with_vectors, filter=to_edge_filter(scroll_filter) if scroll_filter is not None else None,
         ))
-        return [Record(_pid(r.id), r.payload, r.vector) for r in records], next_offset
+        return [Record(_pid(r.id), r.payload, _from_edge_vector(r.vector)) for r in records], next_offset
 
     def count(self, collection_name: str, count_filter: Any = None, exact: bool = True) -> SimpleNamespace:
         edge = _edge()
         request = edge.CountRequest(exact=exact, filter=to_edge_filter(count_filter) if count_filter else None)
         return SimpleNamespace(count=self._shard(collection_name).shard.count(request))
 
-    def query_points(self, collection_name: str, query: list[float], query_filter: Any = None, limit: int = 10,
-                     with_payload: Any = True, **unsupported: Any) -> SimpleNamespace:
+    def query_points(self, collection_name: str, query: Any = None, query_filter: Any = None, limit: int = 10,
+                     with_payload: Any = True, prefetch: list | None = None, using: str | None = None,
+                     **unsupported: Any) -> SimpleNamespace:
+        """Nearest points to a dense or sparse (``using``) vector, or a fusion (RRF, as
+        qdrant-client's local mode ranks it) of ``prefetch`` searches."""
         if unsupported:
             raise NotImplementedError(f"the edge engine does not support {sorted(unsupported)} yet")
         edge = _edge()
         hits = self._shard(collection_name).shard.query(edge.QueryRequest(
-            query=edge.Query.Nearest(list(query)), limit=limit, with_payload=with_payload,
+            limit=limit, query=_to_edge_query(query, using), with_payload=with_payload,
+            prefetches=[edge.Prefetch(limit=p.limit, query=_to_edge_query(p.query, p.using),
+                                      filter=to_edge_filter(p.filter) if p.filter is not None else None)
+                        for p in prefetch] if prefetch else None,
             filter=to_edge_filter(query_filter) if query_filter is not None else None,
         ))
-        return SimpleNamespace(points=[Record(_pid(h.id), h.payload, h.vector, h.score, h.version) for h in hits])
+        return SimpleNamespace(points=[Record(_pid(h.id), h.payload, _from_edge_vector(h.vector), h.score, h.version)
+                                       for h in hits])
 
     # --- snapshots ------------------------------------------------------------------------
 
@@ -337,6 +354,40 @@ class EdgeClient:
         state = self._shard(collection_name)
         state.written = 0
         return state.shard.optimize()
+
+
+RRF_K = 2  # qdrant-client's local mode and the server rank fusion with this constant
+
+
+def _to_edge_vector(vector: Any) -> Any:
+    """qdrant-client's vector (a list, or named vectors with sparse ones) as Edge takes it."""
+    if isinstance(vector, dict):
+        edge = _edge()
+        return {name: edge.SparseVector(list(v.indices), list(v.values)) if hasattr(v, "indices") else list(v)
+                for name, v in vector.items()}
+    return list(vector)
+
+
+def _from_edge_vector(vector: Any) -> Any:
+    if isinstance(vector, dict):
+        from qdrant_client import models
+
+        return {name: models.SparseVector(indices=list(v.indices), values=list(v.values)) if hasattr(v, "indices")
+                else v for name, v in vector.items()}
+    return vector
+
+
+def _to_edge_query(query: Any, using: str | None) -> Any:
+    from qdrant_client import models
+
+    edge = _edge()
+    if query is None:
+        return None
+    if isinstance(query, models.FusionQuery):
+        return edge.Fusion.Rrf(k=RRF_K)
+    if hasattr(query, "indices"):
+        return edge.Query.Nearest(edge.SparseVector(list(query.indices), list(query.values)), using)
+    return edge.Query.Nearest(list(query), using)
 
 
 def to_edge_filter(flt: Any) -> Any:
