@@ -71,6 +71,11 @@ def _ocr_scope(value: str) -> str:
     return scope
 
 
+def _host_socket(value: str) -> str:
+    """DOCSYNC_WORKER_HOST_SOCKET: the worker host's socket path; "off" (or "none") = no host."""
+    return "" if value.strip().lower() in ("off", "none", "0") else value
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """Where documents come from and how their access is read."""
@@ -150,6 +155,8 @@ class SyncSettings:
     data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
     data_docs_keep_runs: int = 20
     run_deadline_min: float = 360.0  # a run not finished this long after it was queued missed its deadline
+    host_socket: str = ""  # the worker host's Unix socket (docsync.worker_host); "" = process in the task
+    host_worker_max_mb: int = 3072  # a host worker over this RSS after a batch is replaced (bounded memory)
 
 
 _COMPONENTS = {"source": SourceSettings, "qdrant": QdrantSettings, "ocr": OcrSettings, "pii": PiiSettings,
@@ -277,5 +284,7 @@ def load_settings() -> Settings:
             data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
             data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),
             run_deadline_min=float(_env("DOCSYNC_RUN_DEADLINE_MIN", "360")),
+            host_socket=_host_socket(_env("DOCSYNC_WORKER_HOST_SOCKET", str(home / "worker-host.sock"))),
+            host_worker_max_mb=int(_env("DOCSYNC_HOST_WORKER_MAX_MB", "3072")),
         ),
     )
