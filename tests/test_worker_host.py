@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-# Worker processes that load the models (a host, its replacement): 30-60 s each on 2 busy cores.
-pytestmark = pytest.mark.slow
-
 from docsync import host_client, index
 from docsync.steps.finalize import finalize
 from docsync.steps.plan import plan
@@ -29,6 +26,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from docsync.config import Settings
+
+# Worker processes that load the models (a host, its replacement): 30-60 s each on 2 busy cores.
+pytestmark = pytest.mark.slow
 
 
 def start_host(home: Path, socket_path: Path, supervised: bool = False, **env: str) -> subprocess.Popen:
