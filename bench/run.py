@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m bench.run [NAME ...] [options]`` (``make bench BENCH_ARGS=...``).
 
-NAME is any of: incremental, stages, peers, scale, memory (default: all, in that order).
+NAME is any of: incremental, stages, peers, scale, memory, dag (default: all, in that order).
 Each measured step runs in its own subprocess (own peak RSS); results go to
 bench/results/<name>.md|.json|.png and the markdown is printed.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import incremental, memory, peers, scale, stages
+from bench import dag, incremental, memory, peers, scale, stages
 
 BENCHMARKS = {
     "incremental": incremental.main,
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "peers": peers.main,
     "scale": scale.main,
     "memory": memory.main,
+    "dag": dag.main,
 }
 
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
                              "(bench/replicate.py; default 1000, 0 = run every size for real)")
     parser.add_argument("--fresh", action="store_true", help="scale/peers: re-measure what incremental already measured")
     parser.add_argument("--pages", type=int, default=1000, help="memory: PDF pages (default 1000)")
+    parser.add_argument("--dag-docs", type=int, default=300, help="dag: share size (default 300; full: 1000)")
+    parser.add_argument("--dag-modes", type=lambda s: s.split(","), default=list(dag.MODES),
+                        help=f"dag: comma-separated DAG modes, the first one beside the CLI (default {','.join(dag.MODES)})")
     parser.add_argument("--workers", type=int, default=0,
                         help="docsync batch worker processes (run_sync workers; default: one per core)")
     args = parser.parse_args(argv)
