@@ -73,9 +73,10 @@ class Api:
 class Stack:
     """Airflow components (and the worker host) as subprocesses of one benchmark."""
 
-    def __init__(self, work: Path, executor: str, share: Path, home: Path, host: bool, celery_workers: int = 2) -> None:
+    def __init__(self, work: Path, executor: str, share: Path, home: Path, host: bool, celery_workers: int = 2,
+                 slots: int = 2) -> None:
         self.work, self.executor, self.host = work, executor, host
-        self.celery_workers = celery_workers
+        self.celery_workers, self.slots = celery_workers, slots
         self.procs: dict[str, subprocess.Popen] = {}
         self.port, password = _free_port(), secrets.token_urlsafe(16)
         self.db = f"docsync_bench_{uuid.uuid4().hex[:8]}"
@@ -94,7 +95,7 @@ class Stack:
             AIRFLOW__USAGE_DATA_COLLECTION__ENABLED="False",
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.db_url,
             AIRFLOW__CORE__EXECUTOR=executor,
-            AIRFLOW__CORE__PARALLELISM="2",  # as the issue measured: 2 cores, 2 task slots
+            AIRFLOW__CORE__PARALLELISM=str(slots),
             AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{self.port}",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{self.port}/execution/",
             AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32),
@@ -102,6 +103,8 @@ class Stack:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="docsync:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(work / "passwords.json"),
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+            # A busy machine: the api-server may take more than the default 5 s to answer a task.
+            AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",
             DOCSYNC_HOME=str(home),
             DOCSYNC_FILESHARE_ROOT=str(share),
             DOCSYNC_FILESHARE_SCHEDULE="",
@@ -167,7 +170,7 @@ class Stack:
         if self.executor == "CeleryExecutor":
             for k in range(self.celery_workers):
                 self._start(f"celery-{k}", "celery", "worker", "--celery-hostname", f"w{k}@%h", "--queues", self.queue,
-                            "--concurrency", "1", "--skip-serve-logs", "--without-gossip", "--without-mingle")
+                            "--concurrency", str(max(1, self.slots // self.celery_workers)), "--skip-serve-logs", "--without-gossip", "--without-mingle")
         self._wait("the api-server", self._login, 300)
         self._wait("the DAG to be parsed", lambda: self.api.call("GET", "/api/v2/dags/fileshare_sync"), 300)
         if self.executor == "CeleryExecutor":

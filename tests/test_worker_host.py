@@ -130,3 +130,73 @@ def test_host_killed_mid_batch_task_falls_back_and_supervisor_restarts_it(tmp_pa
         assert again["host_pid"] != first["host_pid"]
     finally:
         stop(proc)
+
+
+@pytest.mark.e2e
+def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, short_home):
+    """The real fileshare_sync DAG with a real scheduler and LocalExecutor (PostgreSQL metadata
+    DB, api-server, dag-processor), triggered through the REST API: every `process` task hands
+    its batch to the worker host, and the index holds every document exactly once."""
+    import json
+    import secrets
+
+    from tests.support.airflow_env import airflow_env
+    from tests.test_celery import Api, Services, _free_port, _wait
+    from tests.test_e2e_dag import read_index
+
+    share = make_share(tmp_path / "share")
+    sock, port, password = short_home / "host.sock", _free_port(), secrets.token_urlsafe(16)
+    meta_db = pg_url.rsplit("/", 1)[0] + "/" + pg_url.rsplit("/", 1)[1] + "_af"
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{meta_db.rsplit("/", 1)[1]}"'))
+    (tmp_path / "passwords.json").write_text(json.dumps({"docsync": password}))
+    env = airflow_env(
+        tmp_path / "airflow", tmp_path / "docsync", share, meta_db,
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor", AIRFLOW__CORE__PARALLELISM="2",
+        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",  # a busy 2-core machine
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32), AIRFLOW__API__SECRET_KEY=secrets.token_hex(16),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="docsync:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(tmp_path / "passwords.json"),
+        PYTHONPATH=os.pathsep.join([str(REPO / "include"), str(REPO)]),
+        DOCSYNC_WORKER_HOST_SOCKET=str(sock), DOCSYNC_BATCH_SIZE="4", DOCSYNC_FILESHARE_SCHEDULE="",
+        DOCSYNC_RUN_DEADLINE_MIN="0",
+    )
+    services = Services(env, tmp_path / "service-logs")
+    host = subprocess.Popen([sys.executable, "-m", "docsync.cli", "worker-host", "--workers", "1"], env=env,
+                            start_new_session=True)
+    try:
+        services.run_once("db-migrate", "db", "migrate")
+        services.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
+        services.start("scheduler", "scheduler")
+        services.start("dag-processor", "dag-processor")
+        api = Api(f"http://127.0.0.1:{port}")
+        _wait("the api-server", lambda: api.login("docsync", password) or True, 180, services)
+        _wait("the DAG to be parsed", lambda: api.call("GET", "/api/v2/dags/fileshare_sync"), 180, services)
+        wait_ready(sock, host, warm=False)
+        api.call("PATCH", "/api/v2/dags/fileshare_sync", {"is_paused": False})
+        run = api.call("POST", "/api/v2/dags/fileshare_sync/dagRuns", {"logical_date": None, "conf": {}})
+        run_path = f"/api/v2/dags/fileshare_sync/dagRuns/{run['dag_run_id']}"
+
+        def finished() -> str | None:
+            state = api.call("GET", run_path)["state"]
+            return state if state in ("success", "failed") else None
+
+        state = _wait("the DAG run", finished, 900, services, every=2)
+        assert state == "success", services.diagnostics(tmp_path / "airflow")
+        tis = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
+        process_tasks = [t for t in tis if t["task_id"] == "process"]
+        assert len(process_tasks) == 3 and all(t["state"] == "success" for t in process_tasks)
+        assert host_client.health(sock)["batches_done"] == 3, "a process task did not go through the host"
+        snap = read_index(tmp_path / "docsync")
+        assert {p["path"] for p in snap["points"].values()} == {f"team{i % 3}/doc{i}.txt" for i in range(10)}
+    finally:
+        services.stop()
+        stop(host)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{meta_db.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        admin.dispose()
