@@ -74,7 +74,7 @@ class Stack:
     """Airflow components (and the worker host) as subprocesses of one benchmark."""
 
     def __init__(self, work: Path, executor: str, share: Path, home: Path, host: bool, celery_workers: int = 2,
-                 slots: int = 2) -> None:
+                 slots: int = 2, extra_env: dict | None = None) -> None:
         self.work, self.executor, self.host = work, executor, host
         self.celery_workers, self.slots = celery_workers, slots
         self.procs: dict[str, subprocess.Popen] = {}
@@ -111,6 +111,7 @@ class Stack:
             DOCSYNC_RUN_DEADLINE_MIN="0",
             DOCSYNC_WORKER_HOST_SOCKET=self.socket if host else "off",
         )
+        env.update(extra_env or {})
         if executor == "CeleryExecutor":
             env.update(
                 AIRFLOW__CELERY__BROKER_URL=REDIS,

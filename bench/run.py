@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dag-docs", type=int, default=300, help="dag: share size (default 300; full: 1000)")
     parser.add_argument("--dag-modes", type=lambda s: s.split(","), default=list(dag.MODES),
                         help=f"dag: comma-separated DAG modes, the first one beside the CLI (default {','.join(dag.MODES)})")
+    parser.add_argument("--dag-batch-size", type=int, default=0, help="dag: DOCSYNC_BATCH_SIZE (default: the default)")
     parser.add_argument("--workers", type=int, default=0,
                         help="docsync batch worker processes (run_sync workers; default: one per core)")
     args = parser.parse_args(argv)
