@@ -108,7 +108,7 @@ def _fresh(n: int, name: str) -> tuple[Path, list[Path]]:
 BATCH_SIZE: int | None = None  # --dag-batch-size: DOCSYNC_BATCH_SIZE of both the DAG and the CLI
 
 
-def run_mode(n: int, mode: str, cli: list[dict] | None) -> dict:
+def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None = None) -> dict:
     """The three scenarios on a fresh share for one DAG mode; with ``cli`` (a list to fill), the
     CLI's run of each scenario right before the DAG's, on its own copy of the same share."""
     from docsync.demo import modify_share
@@ -133,9 +133,17 @@ def run_mode(n: int, mode: str, cli: list[dict] | None) -> dict:
                             "peak_rss_mib": c["peak_rss_mib"]})
             runs.append(dag_run(stack) | {"scenario": scenario})
             print(mode, scenario, runs[-1]["wall_s"], "s", flush=True)
+            if done is not None:  # a report after every scenario: a long run cut short keeps its figures
+                render(n, [*done, result(mode, stack, runs)], cli or [])
     finally:
         stack.stop()
-    return {"mode": mode, "executor": executor, "host": host, "slots": slots, "host_warmup": stack.host_warmup, "runs": runs}
+    return result(mode, stack, runs)
+
+
+def result(mode: str, stack: Stack, runs: list[dict]) -> dict:
+    executor, host, slots = MODES[mode]
+    return {"mode": mode, "executor": executor, "host": host, "slots": slots, "host_warmup": stack.host_warmup,
+            "runs": list(runs)}
 
 
 def main(args: argparse.Namespace) -> None:
@@ -144,7 +152,7 @@ def main(args: argparse.Namespace) -> None:
     cli: list[dict] = []
     results: list[dict] = []
     for i, mode in enumerate(modes):  # the report is rewritten after each mode (partial results kept)
-        results.append(run_mode(n, mode, cli if i == 0 else None))
+        results.append(run_mode(n, mode, cli if i == 0 else None, results))
         render(n, results, cli)
 
 
