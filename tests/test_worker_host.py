@@ -5,6 +5,7 @@ real processes, embedded Qdrant. No timing assertions (speed: bench/dag.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
 
     from docsync.config import Settings
 
-# Worker processes that load the models (a host, its replacement): 30-60 s each on 2 busy cores.
-pytestmark = pytest.mark.slow
+# Tests that start worker processes that load the models (a host, its replacement): 30-60 s each
+# on 2 busy cores.
+slow = pytest.mark.slow
 
 
 def start_host(home: Path, socket_path: Path, supervised: bool = False, **env: str) -> subprocess.Popen:
@@ -77,6 +79,7 @@ def short_home(tmp_path_factory) -> Path:
     return Path(tempfile.mkdtemp(prefix="dsh-", dir="/tmp"))
 
 
+@slow
 def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp_path, settings, short_home):
     """Two batches through a host whose worker is SIGKILLed (once) right after embedding the
     first: the pool is replaced, the batch runs again, every document indexed exactly once; the
@@ -99,6 +102,21 @@ def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp
         stop(proc)
 
 
+def test_the_process_task_imports_nothing_heavy(settings):
+    """What the DAG's process task imports before handing its batch over (here: no host answers,
+    so it stops right there): no spaCy, torch, GX, unstructured, SQLAlchemy or Qdrant client."""
+    code = (
+        "import json, sys; from docsync.config import load_settings; from docsync import host_client; "
+        "host_client.process_on_host(load_settings().replace(host_socket='/nonexistent/host.sock'), 'b'); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    heavy = {"torch", "spacy", "presidio_analyzer", "great_expectations", "unstructured", "sentence_transformers",
+             "sqlalchemy", "qdrant_client", "pandas", "numpy"}
+    assert not heavy & set(json.loads(out.stdout)), out.stdout
+
+
 def test_no_host_answering_means_processing_in_the_task(settings, short_home):
     """A stale socket (its host gone), none at all, the host switched off: no host answers and the
     task processes the batch itself (done in full when the host dies mid-batch, below)."""
@@ -112,6 +130,7 @@ def test_no_host_answering_means_processing_in_the_task(settings, short_home):
     assert host_client.health(stale) is None
 
 
+@slow
 def test_host_killed_mid_batch_task_falls_back_and_supervisor_restarts_it(tmp_path, settings, short_home):
     """SIGKILL of the host right after it took a batch: the waiting task processes the batch
     itself (nothing lost, nothing twice), and `docsync worker-host` starts a new host."""
@@ -137,7 +156,6 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
     """The real fileshare_sync DAG with a real scheduler and LocalExecutor (PostgreSQL metadata
     DB, api-server, dag-processor), triggered through the REST API: every `process` task hands
     its batch to the worker host, and the index holds every document exactly once."""
-    import json
     import secrets
 
     from tests.support.airflow_env import airflow_env
