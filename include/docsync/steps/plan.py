@@ -92,8 +92,9 @@ def version_changed(entry: SourceEntry, row: dict) -> bool:
 
 # Estimated processing work of a document (issue 14 item 3): a fixed part per document (read,
 # access, validation, state) plus its bytes weighted by how much work a byte of that kind is.
-# Rough per-byte costs measured on the bench corpora: plain text ~50 us/byte (PII + embedding),
-# a scanned PDF page of ~200 kB ~6 s of OCR (~30 us/byte), a digital PDF ~15, DOCX (zipped) ~8.
+# A rough model, derived from the README's benchmark figures rather than fitted: plain text
+# ~50 us/byte (PII + embedding), a scanned PDF page of ~200 kB ~6 s of OCR (~30 us/byte), a
+# digital PDF ~15, DOCX (zipped) ~8; unknown kinds count like a PDF.
 WORK_PER_DOCUMENT = 2_000  # byte-equivalents: ~0.1 s
 WORK_PER_BYTE = {".txt": 1.0, ".md": 1.0, ".csv": 1.0, ".tsv": 1.0, ".json": 1.0, ".html": 0.5, ".htm": 0.5,
                  ".pdf": 0.5, ".png": 0.6, ".jpg": 0.6, ".jpeg": 0.6, ".tif": 0.6, ".tiff": 0.6,
