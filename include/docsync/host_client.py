@@ -94,8 +94,9 @@ def process_on_host(settings: Settings, batch_ref: str) -> str | None:
     if not reply.get("ok"):
         raise HostFailed(f"the worker host at {socket_path} could not process batch {batch_ref}: {reply.get('error')}. "
                          "See the host's log (docsync worker-host); the task's retry processes the batch again.")
-    log.info("batch %s processed by worker host pid %s in %.1f s (worker %s, RSS %s MiB)", batch_ref,
-             reply.get("host_pid"), reply.get("seconds", 0), reply.get("worker_pid"), reply.get("worker_rss_mib"))
+    log.info("batch %s processed by worker host pid %s in %.1f s after %.1f s waiting for a free worker "
+             "(worker %s, RSS %s MiB)", batch_ref, reply.get("host_pid"), reply.get("seconds", 0),
+             reply.get("queued_s", 0), reply.get("worker_pid"), reply.get("worker_rss_mib"))
     return reply["result_ref"]
 
 

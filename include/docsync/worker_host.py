@@ -91,14 +91,16 @@ def rss_mib() -> float:
         return round(int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def run_batch(settings: Settings, batch_ref: str) -> dict:
-    """One batch in a host worker: the same ``process_batch`` the task would run."""
+def run_batch(settings: Settings, batch_ref: str, submitted: float) -> dict:
+    """One batch in a host worker: the same ``process_batch`` the task would run. ``queued_s``:
+    how long it waited for a free worker (more tasks than workers), not a cost of the task."""
     from docsync.steps.process import process_batch
 
+    queued_s = max(0.0, time.time() - submitted)
     started = time.perf_counter()
     result_ref = process_batch(settings, batch_ref)
     return {"ok": True, "result_ref": result_ref, "worker_pid": os.getpid(), "worker_rss_mib": rss_mib(),
-            "seconds": round(time.perf_counter() - started, 3)}
+            "seconds": round(time.perf_counter() - started, 3), "queued_s": round(queued_s, 3)}
 
 
 # --- the host process --------------------------------------------------------------------------
@@ -113,6 +115,7 @@ class Host:
         self.inflight: dict[str, Future] = {}
         self.worker_rss: dict[int, float] = {}
         self.batches_done = self.pool_batches = self.pool_replacements = 0
+        self.recent: list[dict] = []  # the last batches done (number, queued, seconds): bench/dag.py reads them
         self.started = time.time()
         self.pool = self._new_pool()
 
@@ -148,7 +151,7 @@ class Host:
         with self.lock:
             future = self.inflight.get(batch_ref)
             if future is None:  # a retried task joins the batch its killed attempt handed over
-                future = self.pool.submit(run_batch, settings, batch_ref)
+                future = self.pool.submit(run_batch, settings, batch_ref, time.time())
                 self.inflight[batch_ref] = future
                 self.pool_batches += 1
                 future.add_done_callback(lambda f, ref=batch_ref: self._forget(ref, f))
@@ -176,6 +179,8 @@ class Host:
                 return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             with self.lock:
                 self.batches_done += 1
+                self.recent = [*self.recent[-199:], {"n": self.batches_done, "batch_ref": batch_ref,
+                                                     "queued_s": reply["queued_s"], "seconds": reply["seconds"]}]
                 self.worker_rss[reply["worker_pid"]] = reply["worker_rss_mib"]
                 grown = reply["worker_rss_mib"] > self.settings.sync.host_worker_max_mb
                 spent = self.pool_batches >= WORKER_BATCHES * self.workers
@@ -192,6 +197,7 @@ class Host:
                     "host_rss_mib": rss_mib(), "worker_rss_mib": dict(self.worker_rss),
                     "worker_max_mib": self.settings.sync.host_worker_max_mb, "batches_done": self.batches_done,
                     "pool_replacements": self.pool_replacements, "inflight": sorted(self.inflight),
+                    "recent_batches": list(self.recent),
                     "uptime_s": round(time.time() - self.started, 1)}
 
 
