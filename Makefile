@@ -38,7 +38,7 @@ APT_RUN := tesseract-ocr poppler-utils libmagic1 libreoffice-writer-nogui libreo
 # the system's is stopped and disabled the same way.
 APT_TEST := samba smbclient chromium redis-server strace acl prometheus slapd ldap-utils
 
-.PHONY: help setup apt venv run demo-corpus airflow-init test test-fast lint bench clean
+.PHONY: help setup apt venv run demo-corpus airflow-init worker-host stop-worker-host test test-fast lint bench clean
 
 help:
 	@echo "make run        set up everything and sync the demo corpus into the embedded index"
@@ -95,7 +95,7 @@ demo-corpus: setup
 	  $(BIN)/docsync demo-corpus "$(DOCSYNC_FILESHARE_ROOT)" --manifest "$(CURDIR)/.demo/manifest.json"; \
 	fi
 
-run: airflow-init demo-corpus
+run: airflow-init demo-corpus worker-host
 	@echo "== airflow dags test fileshare_sync (root: $(DOCSYNC_FILESHARE_ROOT))"
 	$(BIN)/airflow dags test fileshare_sync >$(AIRFLOW_HOME)/last-run.log 2>&1 || (tail -n 60 $(AIRFLOW_HOME)/last-run.log; exit 1)
 	@echo "== summary (full Airflow log: $(AIRFLOW_HOME)/last-run.log)"
@@ -108,6 +108,19 @@ run: airflow-init demo-corpus
 	@$(BIN)/docsync search "revenue growth and operating margin" --principal group:engineering --limit 1
 	@echo "== retrieval evaluation of the demo corpus (labelled set: $(DEMO_EVAL_SET))"
 	@$(BIN)/docsync eval --set $(DEMO_EVAL_SET)
+
+# The worker host: warm processes (models loaded) that the DAG's process tasks hand batches to over
+# a Unix socket (DOCSYNC_WORKER_HOST_SOCKET); left running for later runs, `make stop-worker-host`.
+worker-host: setup
+	@mkdir -p $(DOCSYNC_HOME)
+	@if $(BIN)/docsync worker-host --check >/dev/null 2>&1; then echo "== worker host: already running"; else \
+	  echo "== worker host: starting (log: $(DOCSYNC_HOME)/worker-host.log)"; \
+	  nohup $(BIN)/docsync worker-host >$(DOCSYNC_HOME)/worker-host.log 2>&1 & echo $$! >$(DOCSYNC_HOME)/worker-host.pid; \
+	fi
+
+stop-worker-host:
+	@if [ -f $(DOCSYNC_HOME)/worker-host.pid ]; then kill "$$(cat $(DOCSYNC_HOME)/worker-host.pid)" 2>/dev/null || true; \
+	  rm -f $(DOCSYNC_HOME)/worker-host.pid; fi
 
 lint: venv
 	$(BIN)/ruff check .
@@ -126,5 +139,5 @@ test-fast: setup
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-clean:
+clean: stop-worker-host
 	rm -rf .airflow .docsync .demo

@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m bench.run [NAME ...] [options]`` (``make bench BENCH_ARGS=...``).
 
-NAME is any of: incremental, stages, peers, scale, memory, directory, engine (default: all, in that order).
+NAME is any of: incremental, stages, peers, scale, memory, directory, engine, dag (default: all, in that order).
 Each measured step runs in its own subprocess (own peak RSS); results go to
 bench/results/<name>.md|.json|.png and the markdown is printed.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import directory, engine, incremental, memory, peers, scale, stages
+from bench import dag, directory, engine, incremental, memory, peers, scale, stages
 
 BENCHMARKS = {
     "incremental": incremental.main,
@@ -19,6 +19,7 @@ BENCHMARKS = {
     "memory": memory.main,
     "directory": directory.main,
     "engine": engine.main,
+    "dag": dag.main,
 }
 
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
                         "above 20,000 points: a fifth of them)")
     parser.add_argument("--keep", action="store_true", help="engine: keep the built indexes under the work directory")
     parser.add_argument("--no-crash", action="store_true", help="engine: skip the SIGKILL-during-upsert check")
+    parser.add_argument("--dag-docs", type=int, default=300, help="dag: share size (default 300; full: 1000)")
+    parser.add_argument("--dag-modes", type=lambda s: s.split(","), default=list(dag.MODES),
+                        help=f"dag: comma-separated DAG modes, the first one beside the CLI (default {','.join(dag.MODES)})")
+    parser.add_argument("--dag-batch-size", type=int, default=0, help="dag: DOCSYNC_BATCH_SIZE (default: the default)")
     parser.add_argument("--workers", type=int, default=0,
                         help="docsync batch worker processes (run_sync workers; default: one per core)")
     args = parser.parse_args(argv)

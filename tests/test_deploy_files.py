@@ -142,7 +142,9 @@ def test_compose_has_the_production_services(compose, airflow_env):
     for name in AIRFLOW_SERVICES:
         service = compose["services"][name]
         assert service["build"] == "." and service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert compose["services"]["airflow-worker"]["command"] == "celery worker"
+    command = compose["services"]["airflow-worker"]["command"]
+    assert command[:2] == ["bash", "-c"] and command[2].startswith("docsync worker-host ")
+    assert command[2].endswith("& exec airflow celery worker")  # the worker host beside the Celery worker
     assert re.match(r"redis://:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:", airflow_env["AIRFLOW__CELERY__BROKER_URL"])
     assert "airflow-apiserver:8080/execution/" in airflow_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
 

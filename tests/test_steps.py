@@ -196,3 +196,30 @@ def test_changing_principal_domains_updates_every_documents_access(tmp_path, set
     after = {p["path"]: p["allowed_principals"] for p in snapshot(settings)["points"].values()}
     assert after["team0/upn.txt"] == ["user:bob"]
     assert run_sync(settings, root=str(root))["unchanged"] == 4
+
+
+def test_batches_are_cut_by_estimated_work_not_by_count():
+    """Issue 14 item 3: a 600-page PDF among small texts no longer shares a batch of 25 with 24
+    others while another batch holds only texts: it has a batch to itself (the heaviest, first),
+    the others are balanced by estimated work, each in plan order, none over 25 documents."""
+    from docsync.records import WorkItem, WorkKind
+    from docsync.sources import SourceEntry
+    from docsync.steps.plan import estimated_work, work_batches
+
+    def item(i: int, path: str, size: int) -> WorkItem:
+        return WorkItem(f"d{i:03d}", SourceEntry(path, size, 0, ""), WorkKind.NEW)
+
+    work = [item(i, f"t/doc{i}.txt", 3_000) for i in range(48)]
+    work[5] = item(5, "big/report.pdf", 40 * 2**20)
+    work[30] = item(30, "scan/ledger.tif", 2 * 2**20)
+    batches = work_batches(work, 25)
+    assert len(batches) == 3 and sorted(i.doc_id for b in batches for i in b) == sorted(i.doc_id for i in work)
+    assert batches[0] == (work[5],)  # the huge PDF alone, first
+    for batch in batches:
+        assert len(batch) <= 25 and list(batch) == sorted(batch, key=lambda i: i.doc_id)
+
+    even = [item(i, f"t/doc{i}.md", 1_000 + 100 * (i % 7)) for i in range(100)]
+    loads = [sum(estimated_work(i.entry) for i in b) for b in work_batches(even, 25)]
+    fair = sum(loads) / len(loads)
+    assert len(loads) == 4 and max(loads) <= fair + max(estimated_work(i.entry) for i in even)
+    assert work_batches([], 25) == []

@@ -195,6 +195,22 @@ def processing_status(settings: Settings, engine) -> dict:
          if recorded and recorded != current.embedding_id else {})
 
 
+def cmd_worker_host(args: argparse.Namespace) -> int:
+    from docsync import worker_host
+    from docsync.host_client import health
+
+    settings = load_settings()
+    socket_path = args.socket or settings.sync.host_socket
+    if not socket_path:
+        print("docsync: DOCSYNC_WORKER_HOST_SOCKET is off; set a socket path", file=sys.stderr)
+        return 2
+    if args.check:  # a health check (Docker HEALTHCHECK, monitoring): 0 when a warm host answers
+        report = health(socket_path)
+        _print(report or {"ok": False, "error": f"no worker host answers at {socket_path}"}, args.json)
+        return 0 if report and report.get("ready") else 1
+    return worker_host.supervise(socket_path, args.workers or worker_host.default_workers(settings))
+
+
 def cmd_demo_corpus(args: argparse.Namespace) -> int:
     from docsync.demo import generate_demo_corpus
 
@@ -281,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="freshness and the last run's summary")
     p.add_argument("--source")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("worker-host", help="warm worker processes that the DAG's process tasks hand batches to")
+    p.add_argument("--socket", help="Unix socket path; default DOCSYNC_WORKER_HOST_SOCKET (DOCSYNC_HOME/worker-host.sock)")
+    p.add_argument("--workers", type=int, help="worker processes (default DOCSYNC_WORKERS, else one per core); "
+                   "each loads the models (~1.4 GB)")
+    p.add_argument("--check", action="store_true", help="health check: exit 0 when a warm host answers")
+    p.set_defaults(func=cmd_worker_host)
 
     p = sub.add_parser("demo-corpus", help="generate the demo corpus")
     p.add_argument("out")

@@ -85,6 +85,11 @@ def _search_mode(value: str) -> str:
     return mode
 
 
+def _host_socket(value: str) -> str:
+    """DOCSYNC_WORKER_HOST_SOCKET: the worker host's socket path; "off" (or "none") = no host."""
+    return "" if value.strip().lower() in ("off", "none", "0") else value
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """Where documents come from and how their access is read."""
@@ -175,6 +180,8 @@ class SyncSettings:
     # ("200") or time ("30m") per run; PII-stricter changes ignore it when reprocess_urgent is on.
     reprocess_budget: str = "200"
     reprocess_urgent: bool = True
+    host_socket: str = ""  # the worker host's Unix socket (docsync.worker_host); "" = process in the task
+    host_worker_max_mb: int = 3072  # a host worker over this RSS after a batch is replaced (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -340,6 +347,8 @@ def load_settings() -> Settings:
             search_mode=_search_mode(_env("DOCSYNC_SEARCH_MODE", "hybrid")),
             reprocess_budget=_env("DOCSYNC_REPROCESS_BUDGET", "200"),
             reprocess_urgent=_env("DOCSYNC_REPROCESS_URGENT", "1").strip().lower() not in ("0", "false", "no", "off"),
+            host_socket=_host_socket(_env("DOCSYNC_WORKER_HOST_SOCKET", str(home / "worker-host.sock"))),
+            host_worker_max_mb=int(_env("DOCSYNC_HOST_WORKER_MAX_MB", "3072")),
         ),
         directory=DirectorySettings(
             name=_env("DOCSYNC_DIRECTORY_NAME", "directory"),

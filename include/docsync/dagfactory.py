@@ -138,7 +138,9 @@ def build_sync_dag(
 
         @task(pool=process_pool())  # caps concurrent OCR + embedding across all workers
         def process(batch_ref: str) -> str:
-            from docsync.steps.process import process_batch
+            """Hands the batch to this machine's warm worker host (`docsync worker-host`), or
+            processes it here when none answers; imports nothing heavy before that."""
+            from docsync.host_client import process_batch
 
             return process_batch(settings_for_run(), batch_ref)
 

@@ -134,6 +134,55 @@ def rewritten(source: Source, entry: SourceEntry, row: dict, max_bytes: int) -> 
     return content_hash(source, entry, max_bytes) != row["content_hash"]
 
 
+# Estimated processing work of a document (issue 14 item 3): a fixed part per document (read,
+# access, validation, state) plus its bytes weighted by how much work a byte of that kind is.
+# A rough model, derived from the README's benchmark figures rather than fitted: plain text
+# ~50 us/byte (PII + embedding), a scanned PDF page of ~200 kB ~6 s of OCR (~30 us/byte), a
+# digital PDF ~15, DOCX (zipped) ~8; unknown kinds count like a PDF.
+WORK_PER_DOCUMENT = 2_000  # byte-equivalents: ~0.1 s
+WORK_PER_BYTE = {".txt": 1.0, ".md": 1.0, ".csv": 1.0, ".tsv": 1.0, ".json": 1.0, ".html": 0.5, ".htm": 0.5,
+                 ".pdf": 0.5, ".png": 0.6, ".jpg": 0.6, ".jpeg": 0.6, ".tif": 0.6, ".tiff": 0.6,
+                 ".docx": 0.2, ".pptx": 0.2, ".xlsx": 0.2}
+
+
+def estimated_work(entry: SourceEntry) -> float:
+    """A document's expected processing work from what the listing knows (size, extension)."""
+    suffix = entry.path[entry.path.rfind("."):].lower() if "." in entry.path.rsplit("/", 1)[-1] else ""
+    return WORK_PER_DOCUMENT + entry.size * WORK_PER_BYTE.get(suffix, 0.5)
+
+
+def work_batches(work: list[WorkItem], batch_size: int) -> list[tuple[WorkItem, ...]]:
+    """Cut the run's work into batches by estimated work rather than by count: as many batches as
+    ``batch_size`` documents each would give, plus one for each document heavier than a fair
+    share (total / batches) alone; heaviest documents first, each into the lightest batch that
+    has room (at most ``batch_size`` documents), so no batch holds more than about a fair share.
+    Batches come heaviest first (they start first: the run's tail is short); each keeps plan order."""
+    if not work:
+        return []
+    import heapq
+
+    weights = [estimated_work(item.entry) for item in work]
+    total = sum(weights)
+    count = -(-len(work) // batch_size)
+    while True:  # a document over the fair share gets a batch of its own; the rest share the others
+        heavy = sum(1 for w in weights if w > total / count)
+        needed = heavy + -(-(len(work) - heavy) // batch_size)
+        if needed <= count:
+            break
+        count = needed
+    loads = [0.0] * count
+    members: list[list[int]] = [[] for _ in range(count)]
+    room = [(0.0, b) for b in range(count)]  # (load, batch) of the batches that can take more
+    for i in sorted(range(len(work)), key=lambda i: (-weights[i], i)):
+        _load, b = heapq.heappop(room)
+        loads[b] += weights[i]
+        members[b].append(i)
+        if len(members[b]) < batch_size:
+            heapq.heappush(room, (loads[b], b))
+    order = sorted(range(count), key=lambda b: (-loads[b], b))
+    return [tuple(work[i] for i in sorted(members[b])) for b in order]
+
+
 def plan(settings: Settings, run_id: str, root: str | None = None, full: bool = False) -> PlanRef:
     """Detect changes and stage the run's work. Returns references only (safe for XCom).
     ``full``: re-hash every document instead of trusting an unchanged size and mtime."""
@@ -237,8 +286,8 @@ def plan(settings: Settings, run_id: str, root: str | None = None, full: bool = 
     state.replace_pending(ctx.engine, source.name, changes, planned_at)
     root_used = root or settings.source.root()
     batches = tuple(
-        records.write(ctx.files.batch(n), Batch(run_id, source.name, root_used, n, tuple(work[i : i + settings.sync.batch_size])))
-        for n, i in enumerate(range(0, len(work), settings.sync.batch_size))
+        records.write(ctx.files.batch(n), Batch(run_id, source.name, root_used, n, items))
+        for n, items in enumerate(work_batches(work, settings.sync.batch_size))
     )
     counts = PlanCounts(
         seen=len(entries),

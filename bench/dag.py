@@ -1,0 +1,212 @@
+"""DAG benchmark (issue 15): the `fileshare_sync` DAG as users run it (a real scheduler,
+LocalExecutor or CeleryExecutor with 2 workers, parallelism 2) against the CLI
+(`docsync sync --workers 2`) on the same generated share, measured side by side in one run:
+initial load, no change, 1% changed (modified + deleted + added).
+
+Per DAG run: wall (run start to end), CPU seconds of every Airflow component and the worker
+host over the run, sum of task durations by task (metadata DB, through the REST API), queueing
+delay (task queued -> started), and the fixed cost per mapped `process` task: its duration minus
+the batch's own processing time (BatchResult.process_s, summed in the run summary).
+
+``python -m bench.run dag [--dag-docs 300] [--dag-modes local-host,local-cold,celery-host]``
+(full: ``--dag-docs 1000``). Targets (issue 15): fixed cost <= 1 s per process task; DAG wall
+<= 1.15x the CLI's on the initial load and <= 1.5x on the 1% change.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bench.airflow_stack import Stack
+from bench.common import WORK, report, table
+from bench.incremental import docsync_run
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
+MODES = {  # name -> (executor, worker host, task slots)
+    # With the host a task waiting for its batch holds a slot but no CPU: 4 slots on 2 cores let a
+    # write task run while both host workers process (2 slots would leave one of them idle).
+    "local-host": ("LocalExecutor", True, 4),
+    # Without it, as issue 15 measured: one slot per core (each task loads the models).
+    "local-cold": ("LocalExecutor", False, 2),
+    "celery-host": ("CeleryExecutor", True, 4),  # 2 Celery workers, concurrency 2 each
+}
+SCENARIOS = ("initial", "no change", "1% changed")
+TARGET_FIXED_S, TARGET_INITIAL, TARGET_CHANGED = 1.0, 1.15, 1.5
+
+
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def dag_run(stack: Stack) -> dict:
+    """Trigger one run, wait for it, and read its figures from the REST API."""
+    import os
+
+    api = stack.api
+    load_before = os.getloadavg()[0]
+    done_before = (_host_health(stack) or {}).get("batches_done", 0)
+    before, cpu_before = time.perf_counter(), stack.cpu_s()
+    run = api.call("POST", "/api/v2/dags/fileshare_sync/dagRuns", {"logical_date": None, "conf": {}})
+    path = f"/api/v2/dags/fileshare_sync/dagRuns/{run['dag_run_id']}"
+    while (state := api.call("GET", path))["state"] not in ("success", "failed"):
+        time.sleep(0.5)
+    observed = time.perf_counter() - before
+    cpu_after = stack.cpu_s()
+    if state["state"] != "success":
+        raise RuntimeError(f"DAG run {run['dag_run_id']} {state['state']}; logs under {stack.work}")
+    tis = api.call("GET", f"{path}/taskInstances?limit=500")["task_instances"]
+    by_task: dict[str, dict] = {}
+    for ti in tis:
+        row = by_task.setdefault(ti["task_id"], {"n": 0, "sum_s": 0.0, "queued_s": []})
+        if ti["state"] != "success" or not ti.get("start_date"):
+            continue  # skipped (no batches) or upstream of nothing
+        row["n"] += 1
+        row["sum_s"] += ti.get("duration") or 0.0
+        if ti.get("queued_when"):
+            row["queued_s"].append(_ts(ti["start_date"]) - _ts(ti["queued_when"]))
+    summary = api.call("GET", f"{path}/taskInstances/finalize/xcomEntries/return_value")["value"]
+    work_s = (summary.get("stage_s") or {}).get("process", 0.0)
+    proc = by_task.get("process", {"n": 0, "sum_s": 0.0})
+    queued = [q for row in by_task.values() for q in row["queued_s"]]
+    host = _host_health(stack)
+    # Waiting for a free host worker (more process tasks than host workers) is capacity, not a
+    # per-task cost: it is taken out of the fixed cost and reported on its own.
+    host_wait_s = sum(b["queued_s"] for b in (host or {}).get("recent_batches", []) if b["n"] > done_before)
+    return {
+        "wall_s": round(_ts(state["end_date"]) - _ts(state["start_date"]), 2),
+        "trigger_to_done_s": round(observed, 2),
+        "cpu_s": round(sum(cpu_after.values()) - sum(cpu_before.values()), 1),
+        "cpu_by_component_s": {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 1) for k in cpu_after},
+        "tasks": {k: {"n": v["n"], "sum_s": round(v["sum_s"], 1),
+                      "queued_mean_s": round(sum(v["queued_s"]) / len(v["queued_s"]), 2) if v["queued_s"] else None}
+                  for k, v in by_task.items()},
+        "queued_mean_s": round(sum(queued) / len(queued), 2) if queued else 0.0,
+        "queued_max_s": round(max(queued), 2) if queued else 0.0,
+        "process_tasks": proc["n"],
+        "process_work_s": round(work_s, 1),
+        "fixed_per_process_task_s": round((proc["sum_s"] - work_s - host_wait_s) / proc["n"], 2) if proc["n"] else None,
+        "host_wait_s": round(host_wait_s, 1),
+        "indexed": summary.get("indexed"), "deleted": summary.get("deleted"),
+        "worker_rss_mib": (host or {}).get("worker_rss_mib"),
+        "load_avg_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # before, after: a shared machine
+    }
+
+
+def _host_health(stack: Stack) -> dict | None:
+    if not stack.host:
+        return None
+    from docsync.host_client import health
+
+    return health(stack.socket)
+
+
+def _fresh(n: int, name: str) -> tuple[Path, list[Path]]:
+    from docsync.demo import generate_share
+
+    root = WORK / "dag" / name
+    shutil.rmtree(root, ignore_errors=True)
+    return root, generate_share(root / "share", n)
+
+
+BATCH_SIZE: int | None = None  # --dag-batch-size: DOCSYNC_BATCH_SIZE of both the DAG and the CLI
+
+
+def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None = None) -> dict:
+    """The three scenarios on a fresh share for one DAG mode; with ``cli`` (a list to fill), the
+    CLI's run of each scenario right before the DAG's, on its own copy of the same share."""
+    from docsync.demo import modify_share
+
+    executor, host, slots = MODES[mode]
+    root, paths = _fresh(n, f"{mode}-{n}")
+    if cli is not None:
+        cli_root, cli_paths = _fresh(n, f"cli-{n}")
+    env = {"DOCSYNC_BATCH_SIZE": str(BATCH_SIZE)} if BATCH_SIZE else {}
+    stack = Stack(root, executor, root / "share", root / "home", host, slots=slots, extra_env=env)
+    runs = []
+    try:
+        stack.start()
+        for scenario in SCENARIOS:
+            if scenario == "1% changed":
+                modify_share(paths, 0.01, seed=1)
+                if cli is not None:
+                    modify_share(cli_paths, 0.01, seed=1)
+            if cli is not None:
+                c = docsync_run(cli_root / "share", cli_root / "home", f"dag-cli-{scenario}", workers=2, env=env)
+                cli.append({"scenario": scenario, "wall_s": c["wall_s"], "cpu_s": c["process_cpu_s"],
+                            "peak_rss_mib": c["peak_rss_mib"]})
+            runs.append(dag_run(stack) | {"scenario": scenario})
+            print(mode, scenario, runs[-1]["wall_s"], "s", flush=True)
+            if done is not None:  # a report after every scenario: a long run cut short keeps its figures
+                render(n, [*done, result(mode, stack, runs)], cli or [])
+    finally:
+        stack.stop()
+    return result(mode, stack, runs)
+
+
+def result(mode: str, stack: Stack, runs: list[dict]) -> dict:
+    executor, host, slots = MODES[mode]
+    return {"mode": mode, "executor": executor, "host": host, "slots": slots, "host_warmup": stack.host_warmup,
+            "runs": list(runs)}
+
+
+def main(args: argparse.Namespace) -> None:
+    global BATCH_SIZE
+    n, modes, BATCH_SIZE = args.dag_docs, args.dag_modes, args.dag_batch_size
+    cli: list[dict] = []
+    results: list[dict] = []
+    for i, mode in enumerate(modes):  # the report is rewritten after each mode (partial results kept)
+        results.append(run_mode(n, mode, cli if i == 0 else None, results))
+        render(n, results, cli)
+
+
+def render(n: int, results: list[dict], cli: list[dict]) -> None:
+    by_scenario = {c["scenario"]: c for c in cli}
+    rows, checks = [], []
+    for res in results:
+        for r in res["runs"]:
+            c = by_scenario.get(r["scenario"], {})
+            ratio = r["wall_s"] / c["wall_s"] if c.get("wall_s") else None
+            rows.append([f"{res['mode']} ({res.get('slots', 2)} slots)", r["scenario"], r["wall_s"], r["cpu_s"], c.get("wall_s", "-"), c.get("cpu_s", "-"),
+                         f"{ratio:.2f}x" if ratio else "-", r["process_tasks"],
+                         r["fixed_per_process_task_s"] if r["fixed_per_process_task_s"] is not None else "-",
+                         r.get("host_wait_s", "n/a"),
+                         r["queued_mean_s"], r["queued_max_s"],
+                         (r["tasks"].get("freshness_check") or {}).get("sum_s", "-"),
+                         "/".join(str(x) for x in r.get("load_avg_1min", [])) or "-"])
+            if res["mode"] == results[0]["mode"] and ratio and r["scenario"] != "no change":
+                target = TARGET_INITIAL if r["scenario"] == "initial" else TARGET_CHANGED
+                checks.append(f"{r['scenario']}: {ratio:.2f}x (target <= {target}x) "
+                              f"**{'met' if ratio <= target else 'NOT met'}**")
+            fixed = r["fixed_per_process_task_s"]
+            if res["host"] and fixed is not None:
+                checks.append(f"{res['mode']} {r['scenario']}: fixed cost {fixed:.2f} s per process task "
+                              f"(target <= {TARGET_FIXED_S} s) **{'met' if fixed <= TARGET_FIXED_S else 'NOT met'}**")
+    body = table(["DAG mode", "scenario", "DAG wall s", "DAG CPU s", "CLI wall s", "CLI CPU s", "DAG/CLI wall",
+                  "process tasks", "fixed s/process task", "host worker wait s", "queued mean s", "queued max s",
+                  "trivial task s", "load avg"], rows)
+    body += "\n\nSum of task durations by task (s, count):\n\n"
+    task_rows = [[res["mode"], r["scenario"], ", ".join(f"{k} {v['sum_s']} ({v['n']})" for k, v in r["tasks"].items())]
+                 for res in results for r in res["runs"]]
+    body += table(["DAG mode", "scenario", "task: sum of durations (tasks)"], task_rows)
+    for res in results:
+        if res["host"]:
+            w = res["host_warmup"]
+            rss = [r["worker_rss_mib"] for r in res["runs"] if r.get("worker_rss_mib")]
+            body += (f"\n\n{res['mode']}: worker host warm-up (once per machine start, not in the DAG figures) "
+                     f"{w.get('warmup_wall_s')} s wall, {w.get('warmup_cpu_s')} CPU s; worker RSS after each run "
+                     f"(MiB): {rss}.")
+    body += (f"\n\n{n:,} generated documents (docsync.demo.generate_share); CLI: `docsync sync --workers 2` in a "
+             "fresh process (its wall includes loading the models), run right before the DAG run of the same "
+             "scenario. DAG CPU: every Airflow component (api-server, scheduler, dag-processor, task processes) "
+             "and the worker host over the run. \"Trivial task\": freshness_check's duration, Airflow's own floor "
+             "for any task in that run; \"load avg\": the machine's 1-minute load before/after the run (2 cores). "
+             "Checks: " + "; ".join(checks) + ".")
+    size = f"-b{BATCH_SIZE}" if BATCH_SIZE else ""
+    body += f" Batch size: {BATCH_SIZE or 'default (DOCSYNC_BATCH_SIZE, 25)'}."
+    report(f"dag-{n}{size}", f"DAG runs vs the CLI, {n:,} documents", body, {"results": results, "cli": cli})

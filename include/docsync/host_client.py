@@ -1,0 +1,110 @@
+"""What a `process` task calls: hand the batch to this machine's worker host (warm processes,
+models loaded: ``docsync worker-host``, :mod:`docsync.worker_host`) over its Unix socket, or
+process it in this process when no host answers.
+
+Imports only the standard library at module level: a task that hands its batch over never
+loads spaCy, torch, GX or unstructured (``python -X importtime`` shows it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from docsync.config import Settings
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0  # connect + authenticate; a host that cannot do this is treated as absent
+
+
+class HostFailed(RuntimeError):
+    """The host answered but could not process the batch (it says why)."""
+
+
+def key_path(socket_path: str | Path) -> Path:
+    """The host's authentication key (0600, next to the socket): only processes of the same user
+    that can read it may hand batches over (messages are pickled)."""
+    return Path(f"{socket_path}.key")
+
+
+def connect(socket_path: str | Path, timeout_s: float = CONNECT_TIMEOUT_S):
+    """An authenticated connection to the host, or None when no host answers at ``socket_path``."""
+    from multiprocessing.connection import Client
+
+    path = Path(socket_path)
+    if not path.exists():
+        return None
+    try:
+        authkey = key_path(path).read_bytes()
+    except OSError:
+        return None
+    import socket
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)  # bounds the connect and the authentication handshake
+    try:
+        conn = Client(str(path), family="AF_UNIX", authkey=authkey)
+    except (OSError, EOFError, ValueError) as exc:  # refused, stale socket, wrong key
+        log.info("no worker host at %s (%s): processing in this task", path, exc)
+        return None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return conn
+
+
+def health(socket_path: str | Path, timeout_s: float = CONNECT_TIMEOUT_S) -> dict | None:
+    """The host's health report (workers, their RSS, batches done), or None when it does not answer."""
+    conn = connect(socket_path, timeout_s)
+    if conn is None:
+        return None
+    try:
+        conn.send({"op": "health"})
+        if not conn.poll(timeout_s):
+            return None
+        return conn.recv()
+    except (OSError, EOFError):
+        return None
+    finally:
+        conn.close()
+
+
+def process_on_host(settings: Settings, batch_ref: str) -> str | None:
+    """The result reference of ``batch_ref`` processed by the host; None when no host answers or
+    it went away before answering (the caller then processes the batch itself: a batch is
+    idempotent, its result file is written atomically under a name fixed by the plan)."""
+    socket_path = settings.sync.host_socket
+    if not socket_path:
+        return None
+    conn = connect(socket_path)
+    if conn is None:
+        return None
+    try:
+        conn.send({"op": "process", "batch_ref": batch_ref, "settings": settings, "client_pid": os.getpid()})
+        reply = conn.recv()  # as long as the batch takes: the task's execution_timeout bounds it
+    except (OSError, EOFError) as exc:
+        log.warning("worker host at %s went away while processing %s (%s): processing it in this task",
+                    socket_path, batch_ref, exc)
+        return None
+    finally:
+        conn.close()
+    if not reply.get("ok"):
+        raise HostFailed(f"the worker host at {socket_path} could not process batch {batch_ref}: {reply.get('error')}. "
+                         "See the host's log (docsync worker-host); the task's retry processes the batch again.")
+    log.info("batch %s processed by worker host pid %s in %.1f s after %.1f s waiting for a free worker "
+             "(worker %s, RSS %s MiB)", batch_ref, reply.get("host_pid"), reply.get("seconds", 0),
+             reply.get("queued_s", 0), reply.get("worker_pid"), reply.get("worker_rss_mib"))
+    return reply["result_ref"]
+
+
+def process_batch(settings: Settings, batch_ref: str) -> str:
+    """Process one staged batch: on this machine's worker host when one answers, else here."""
+    ref = process_on_host(settings, batch_ref)
+    if ref is not None:
+        return ref
+    from docsync.steps.process import process_batch as process_here
+
+    return process_here(settings, batch_ref)

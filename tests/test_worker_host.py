@@ -1,0 +1,220 @@
+"""The worker host (docsync.worker_host, docsync.host_client; issue 15): batches handed over a
+Unix socket to warm worker processes, the fallback when no host answers, and SIGKILL of a host
+worker or of the host itself mid-batch without losing or duplicating anything. Real models,
+real processes, embedded Qdrant. No timing assertions (speed: bench/dag.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from docsync import host_client, index
+from docsync.steps.finalize import finalize
+from docsync.steps.plan import plan
+from docsync.steps.updates import apply_updates
+from docsync.steps.write import write_batch
+from tests.support import REPO
+from tests.test_pipeline import assert_consistent, make_share, snapshot
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from docsync.config import Settings
+
+# Tests that start worker processes that load the models (a host, its replacement): 30-60 s each
+# on 2 busy cores.
+slow = pytest.mark.slow
+
+
+def start_host(home: Path, socket_path: Path, supervised: bool = False, **env: str) -> subprocess.Popen:
+    """`docsync worker-host` (supervised) or the bare host process, one warm worker."""
+    full = os.environ | {"DOCSYNC_HOME": str(home), "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)])}
+    args = ["-m", "docsync.cli", "worker-host"] if supervised else ["-m", "docsync.worker_host"]
+    return subprocess.Popen([sys.executable, *args, "--socket", str(socket_path), "--workers", "1"],
+                            env=full | env, start_new_session=True)
+
+
+def wait_ready(socket_path: Path, proc: subprocess.Popen, timeout_s: float = 300, warm: bool = True) -> dict:
+    """The host's health report once it answers (and, with ``warm``, once its workers are warm)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the worker host exited with {proc.returncode}"
+        report = host_client.health(socket_path)
+        if report and (report["ready"] or not warm):
+            return report
+        time.sleep(0.5)
+    raise AssertionError(f"no warm worker host at {socket_path} after {timeout_s} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, 9)
+
+
+def sync_through_host(settings: Settings, root: Path) -> dict:
+    """The DAG's steps in order, each `process` through host_client as the DAG task does."""
+    planned = plan(settings, f"host__{time.time_ns()}", str(root))
+    with index.keep_open(settings):
+        updates = apply_updates(settings, planned.plan).to_json()
+        reports = [write_batch(settings, host_client.process_batch(settings, ref)).to_json() for ref in planned.batches]
+    return finalize(settings, planned.plan, reports, updates)
+
+
+@pytest.fixture()
+def short_home(tmp_path_factory) -> Path:
+    """A home whose socket path stays well under the Unix limit (~100 bytes)."""
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp(prefix="dsh-", dir="/tmp"))
+
+
+@slow
+def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp_path, settings, short_home):
+    """Two batches through a host whose worker is SIGKILLed (once) right after embedding the
+    first: the pool is replaced, the batch runs again, every document indexed exactly once; the
+    health report shows the replacement and the workers' memory."""
+    share = make_share(tmp_path / "share")
+    sock = short_home / "host.sock"
+    proc = start_host(settings.home, sock, DOCSYNC_KILL_AT="process:after_embed",
+                      DOCSYNC_KILL_ONCE=str(tmp_path / "killed-once"))
+    try:
+        wait_ready(sock, proc)
+        settings = settings.replace(host_socket=str(sock), batch_size=5)
+        summary = sync_through_host(settings, share)
+        assert (tmp_path / "killed-once").exists(), "the fault was not injected"
+        assert summary["indexed"] == 10 and summary["quarantined"] == 0
+        assert_consistent(snapshot(settings))
+        report = host_client.health(sock)
+        assert report["batches_done"] == 2 and report["pool_replacements"] == 1
+        assert all(0 < mib < report["worker_max_mib"] for mib in report["worker_rss_mib"].values())
+    finally:
+        stop(proc)
+
+
+def test_the_process_task_imports_nothing_heavy(settings):
+    """What the DAG's process task imports before handing its batch over (here: no host answers,
+    so it stops right there): no spaCy, torch, GX, unstructured, SQLAlchemy or Qdrant client."""
+    code = (
+        "import json, sys; from docsync.config import load_settings; from docsync import host_client; "
+        "host_client.process_on_host(load_settings().replace(host_socket='/nonexistent/host.sock'), 'b'); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    heavy = {"torch", "spacy", "presidio_analyzer", "great_expectations", "unstructured", "sentence_transformers",
+             "sqlalchemy", "qdrant_client", "pandas", "numpy"}
+    assert not heavy & set(json.loads(out.stdout)), out.stdout
+
+
+def test_no_host_answering_means_processing_in_the_task(settings, short_home):
+    """A stale socket (its host gone), none at all, the host switched off: no host answers and the
+    task processes the batch itself (done in full when the host dies mid-batch, below)."""
+    stale = short_home / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(stale))  # bound, never listening: connection refused
+    host_client.key_path(stale).write_bytes(b"k" * 32)
+    assert host_client.process_on_host(settings.replace(host_socket=str(stale)), "unused") is None
+    assert host_client.process_on_host(settings.replace(host_socket=""), "unused") is None
+    assert host_client.process_on_host(settings.replace(host_socket=str(short_home / "none.sock")), "unused") is None
+    assert host_client.health(stale) is None
+
+
+@slow
+def test_host_killed_mid_batch_task_falls_back_and_supervisor_restarts_it(tmp_path, settings, short_home):
+    """SIGKILL of the host right after it took a batch: the waiting task processes the batch
+    itself (nothing lost, nothing twice), and `docsync worker-host` starts a new host."""
+    share = make_share(tmp_path / "share")
+    sock = short_home / "host.sock"
+    proc = start_host(settings.home, sock, supervised=True, DOCSYNC_KILL_AT="host:batch_submitted",
+                      DOCSYNC_KILL_ONCE=str(tmp_path / "killed-once"))
+    try:
+        first = wait_ready(sock, proc)
+        settings = settings.replace(host_socket=str(sock), batch_size=5)
+        summary = sync_through_host(settings, share)
+        assert (tmp_path / "killed-once").exists(), "the fault was not injected"
+        assert summary["indexed"] == 10 and summary["quarantined"] == 0
+        assert_consistent(snapshot(settings))
+        again = wait_ready(sock, proc, warm=False)  # a new host answers (its workers may still warm up)
+        assert again["host_pid"] != first["host_pid"]
+    finally:
+        stop(proc)
+
+
+@pytest.mark.e2e
+def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, short_home):
+    """The real fileshare_sync DAG with a real scheduler and LocalExecutor (PostgreSQL metadata
+    DB, api-server, dag-processor), triggered through the REST API: every `process` task hands
+    its batch to the worker host, and the index holds every document exactly once."""
+    import secrets
+
+    from tests.support.airflow_env import airflow_env
+    from tests.test_celery import Api, Services, _free_port, _wait
+    from tests.test_e2e_dag import read_index
+
+    share = make_share(tmp_path / "share")
+    sock, port, password = short_home / "host.sock", _free_port(), secrets.token_urlsafe(16)
+    meta_db = pg_url.rsplit("/", 1)[0] + "/" + pg_url.rsplit("/", 1)[1] + "_af"
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{meta_db.rsplit("/", 1)[1]}"'))
+    (tmp_path / "passwords.json").write_text(json.dumps({"docsync": password}))
+    env = airflow_env(
+        tmp_path / "airflow", tmp_path / "docsync", share, meta_db,
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor", AIRFLOW__CORE__PARALLELISM="2",
+        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",  # a busy 2-core machine
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32), AIRFLOW__API__SECRET_KEY=secrets.token_hex(16),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="docsync:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(tmp_path / "passwords.json"),
+        PYTHONPATH=os.pathsep.join([str(REPO / "include"), str(REPO)]),
+        DOCSYNC_WORKER_HOST_SOCKET=str(sock), DOCSYNC_BATCH_SIZE="4", DOCSYNC_FILESHARE_SCHEDULE="",
+        DOCSYNC_RUN_DEADLINE_MIN="0",
+    )
+    services = Services(env, tmp_path / "service-logs")
+    host = subprocess.Popen([sys.executable, "-m", "docsync.cli", "worker-host", "--workers", "1"], env=env,
+                            start_new_session=True)
+    try:
+        services.run_once("db-migrate", "db", "migrate")
+        services.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
+        services.start("scheduler", "scheduler")
+        services.start("dag-processor", "dag-processor")
+        api = Api(f"http://127.0.0.1:{port}")
+        _wait("the api-server", lambda: api.login("docsync", password) or True, 180, services)
+        _wait("the DAG to be parsed", lambda: api.call("GET", "/api/v2/dags/fileshare_sync"), 180, services)
+        wait_ready(sock, host, warm=False)
+        api.call("PATCH", "/api/v2/dags/fileshare_sync", {"is_paused": False})
+        run = api.call("POST", "/api/v2/dags/fileshare_sync/dagRuns", {"logical_date": None, "conf": {}})
+        run_path = f"/api/v2/dags/fileshare_sync/dagRuns/{run['dag_run_id']}"
+
+        def finished() -> str | None:
+            state = api.call("GET", run_path)["state"]
+            return state if state in ("success", "failed") else None
+
+        state = _wait("the DAG run", finished, 900, services, every=2)
+        assert state == "success", services.diagnostics(tmp_path / "airflow")
+        tis = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
+        process_tasks = [t for t in tis if t["task_id"] == "process"]
+        assert len(process_tasks) == 3 and all(t["state"] == "success" for t in process_tasks)
+        assert host_client.health(sock)["batches_done"] == 3, "a process task did not go through the host"
+        snap = read_index(tmp_path / "docsync")
+        assert {p["path"] for p in snap["points"].values()} == {f"team{i % 3}/doc{i}.txt" for i in range(10)}
+    finally:
+        services.stop()
+        stop(host)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{meta_db.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        admin.dispose()
