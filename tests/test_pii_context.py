@@ -84,3 +84,15 @@ def test_helpers():
     assert not CITATION.search("Ella H. Snider wrote")
     assert is_common("Duty") and is_common("TRUSTEE") and not is_common("Ondráčková")
     assert all_common("Duty to File Documents") and not all_common("Tomomi Nishiyama")
+
+
+def test_trademarked_products_and_world_regions_are_no_persons(settings):
+    """Issue 21 on a 10-K: products marked ® elsewhere in the text (also where a heading or a
+    list drops the mark) and world regions keep their words."""
+    text = ("Mac\n\nMac® is the Company’s line of personal computers. Its wireless headphones include "
+            "AirPods®, AirPods Pro®, AirPods Max® and Beats® products. Segments: Americas, Europe, "
+            "Greater China, Japan and Rest of Asia Pacific. Ask Ana Novak in Zagreb.")
+    out = clean(text, settings)
+    for kept in ("Mac® is", "AirPods Max", "Rest of Asia Pacific", "\nMac\n"):
+        assert kept.strip() in out, out
+    assert "Novak" not in out

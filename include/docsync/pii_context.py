@@ -73,6 +73,22 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in CITATION.finditer(text)] + [(m.start(), m.end()) for m in _CODE.finditer(text)]
 
 
+# A word marked as a trademark (``Mac®``, ``AirPods Max®``, ``Vision Pro™``) names a product,
+# not a person, wherever it stands in the same text (headings, lists without the mark).
+_TRADEMARK = re.compile(r"([^\W\d_][\w’'-]*(?:[ \u00a0][^\W\d_][\w’'-]*){0,2})\s?(?:®|™|\(R\)|\(TM\)|TM\b)")
+# Continents, oceans and world regions: a span of two or more words holding one ("Asia
+# Pacific", "Latin America", "Sub-Saharan Africa") is a place.
+REGION_WORDS = frozenset({
+    "africa", "america", "americas", "antarctica", "arctic", "asia", "atlantic", "balkans", "caribbean", "eurasia",
+    "europe", "levant", "mediterranean", "oceania", "pacific", "scandinavia",
+})
+
+
+def trademark_words(text: str) -> frozenset[str]:
+    """The words the text marks as trademarks (folded)."""
+    return frozenset(w.casefold() for m in _TRADEMARK.finditer(text) for w in _WORD.findall(m.group(1)))
+
+
 def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
     return any(s <= start and end <= e for s, e in spans)
 
@@ -98,7 +114,8 @@ def _rule(result) -> str | None:
     return meta.get("rule") or meta.get("recognizer_name")
 
 
-def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names: tuple) -> bool:
+def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names: tuple,
+                trademarks: frozenset[str] = frozenset()) -> bool:
     """Whether a PERSON candidate survives the evidence against it."""
     start, end = result.start, result.end
     value = text[start:end]
@@ -107,6 +124,11 @@ def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names:
     rule = _rule(result)
     if rule == "cue":
         return True
+    folded = [w.casefold() for w in _WORD.findall(value) if len(w) > 1]
+    if folded and all(w in trademarks for w in folded):
+        return False  # "Mac", "AirPods Max": marked as trademarks in this text
+    if len(folded) > 1 and any(w in REGION_WORDS for w in folded):
+        return False  # "Asia Pacific", "Latin America", "Rest of Asia Pacific"
     propagated = rule == "DocsyncNamePropagation"  # another mention of a name kept already
     first, last = names
     words = [w for w in _WORD.findall(value) if len(w) > 1]
@@ -177,4 +199,6 @@ def filter_persons(text: str, results: list, doc) -> list:
 
     protected = protected_spans(text)
     names = name_lists()
-    return [r for r in results if r.entity_type != "PERSON" or keep_person(text, r, doc, protected, names)]
+    trademarks = trademark_words(text)
+    return [r for r in results
+            if r.entity_type != "PERSON" or keep_person(text, r, doc, protected, names, trademarks)]
