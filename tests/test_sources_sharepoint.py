@@ -411,13 +411,17 @@ def test_plan_quarantines_bad_entries_and_uses_version_tags(docsync_env, export)
     engine = state.get_engine(settings.state_url)
     source = SharePointExport("sharepoint", export.root)
     listed = entries(source)
+    from docsync import fingerprint
+
+    current = fingerprint.current(settings)  # indexed with today's processing: nothing to re-process
     with engine.begin() as conn:  # as if indexed by an earlier run
         for n, (path, e) in enumerate(sorted(listed.items())):
             state.save_document(conn, {
                 "doc_id": f"d{n}", "source": "sharepoint", "path": path, "size": e.size, "mtime_ns": e.mtime_ns,
                 "content_hash": "", "acl_fingerprint": e.acl_fingerprint, "allowed": "[]", "denied": "[]",
                 "status": "indexed", "chunk_count": 0, "doc_meta": json.dumps({"version_tag": e.version_tag}),
-                "first_seen": state.utcnow(), "indexed_at": state.utcnow()}, [])
+                "first_seen": state.utcnow(), "indexed_at": state.utcnow(),
+                "text_fp": current.text_id, "embed_fp": current.embedding_id}, [])
     same_size = b"Quarterly Numbers.\n"  # same size and mtime, new content: only the hash tells
     q1 = next(v for v in export.items.values() if v["name"] == "q1.txt")
     q1["file"]["hashes"]["quickXorHash"] = quick_xor_hash(same_size)
