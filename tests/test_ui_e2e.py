@@ -222,7 +222,7 @@ def review_scenario(stack: dict, browser: Browser) -> None:
 
     # 5. Freshness and lag page.
     browser.goto(f"{base}/plugin/docsync-monitoring")
-    browser.wait_for(f"{FRAME}.querySelectorAll('#source-fileshare svg').length === 4", what="the four charts")
+    browser.wait_for(f"{FRAME}.querySelectorAll('#source-fileshare svg').length === 7", what="the seven charts (four of the syncs, three of retrieval quality)")
     assert "ok" in browser.eval(f"{FRAME}.querySelector('#source-fileshare .card b').className")
     browser.screenshot(ARTIFACTS / "06-freshness.png")
 
