@@ -18,8 +18,8 @@ QUERIES = REPO / "bench" / "overredaction_queries.jsonl"
 @pytest.mark.slow  # a real sync of six public documents (~150 kB of text), then 17 searches
 def test_words_over_redaction_removed_find_their_passages(tmp_path, monkeypatch):
     from docsync.config import load_settings
-    from docsync.evaluation.evaluate import evaluate
     from docsync.evaluation.eval_set import load_eval_set
+    from docsync.evaluation.evaluate import evaluate
     from docsync.pipeline import run_sync
 
     lines = [json.loads(line) for line in QUERIES.read_text(encoding="utf-8").splitlines() if line.strip()]
