@@ -49,7 +49,7 @@ def session_cpu_s(sid: int) -> float:
 
 
 class Api:
-    """Minimal Airflow 3 REST client (urllib)."""
+    """Minimal Airflow 3 REST client (urllib: no extra dependency); tests/test_celery.py uses it too."""
 
     def __init__(self, base: str) -> None:
         self.base, self.token = base, ""
@@ -66,8 +66,12 @@ class Api:
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
         if status not in expect:
-            raise RuntimeError(f"{method} {path} -> {status}: {payload[:1000]!r}")
+            raise RuntimeError(f"{method} {path} -> {status}: {payload[:2000]!r}")
         return json.loads(payload) if payload else {}
+
+    def login(self, username: str, password: str) -> None:
+        self.token = self.call("POST", "/auth/token", {"username": username, "password": password},
+                               (201,))["access_token"]
 
 
 class Stack:
@@ -187,8 +191,7 @@ class Stack:
         self.api.call("PATCH", "/api/v2/dags/fileshare_sync", {"is_paused": False})
 
     def _login(self) -> bool:
-        self.api.token = self.api.call("POST", "/auth/token", {"username": "docsync", "password": self.password},
-                                       (201,))["access_token"]
+        self.api.login("docsync", self.password)
         return True
 
     def cpu_s(self) -> dict[str, float]:

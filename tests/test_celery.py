@@ -24,14 +24,13 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 import sqlalchemy as sa
 
+from bench.airflow_stack import Api
 from tests.support.airflow_env import AIRFLOW, airflow_env
 from tests.support.postgres import PG_ADMIN_URL
 
@@ -141,31 +140,6 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-class Api:
-    """Minimal Airflow 3 REST client (urllib: no extra dependency)."""
-
-    def __init__(self, base: str) -> None:
-        self.base, self.token = base, ""
-
-    def call(self, method: str, path: str, body: dict | None = None, expect: tuple[int, ...] = (200,)) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                status, payload = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, payload = exc.code, exc.read()
-        if status not in expect:
-            raise AssertionError(f"{method} {path} -> {status}: {payload[:2000]!r}")
-        return json.loads(payload) if payload else {}
-
-    def login(self, username: str, password: str) -> None:
-        self.token = self.call("POST", "/auth/token", {"username": username, "password": password}, (201,))["access_token"]
-
-
 def _wait(what: str, probe: Callable[[], T], timeout_s: float, services: Services, every: float = 1.0) -> T:
     """Poll ``probe`` until it returns a truthy value; bounded, fails fast on dead services."""
     deadline = time.monotonic() + timeout_s
@@ -176,7 +150,7 @@ def _wait(what: str, probe: Callable[[], T], timeout_s: float, services: Service
             value = probe()
             if value:
                 return value
-        except (OSError, AssertionError, ValueError) as exc:
+        except (OSError, AssertionError, ValueError, RuntimeError) as exc:  # RuntimeError: Api's HTTP errors
             last = exc
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what} (last error: {last})")

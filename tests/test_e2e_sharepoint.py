@@ -241,7 +241,10 @@ def apply_delta_exports(exp: GraphExport, env: dict, tmp_path, before: dict) -> 
     unknown.removed(next(k for k, v in exp.items.items() if v.get("name") == "handbook.md"))
     unknown.write()
     proc = subprocess.run([AIRFLOW, "dags", "test", "sharepoint_sync"], env=env, capture_output=True, text=True, timeout=900)
-    assert "the base of deltas/0002 is unknown" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "the base of deltas/0002 is unknown" in out
+    # refused content fails the plan at once (SourceRefused): no retries of the same export
+    assert out.count("starting task_id=plan map_index=") == 1, out[-4000:]
     after = read_index(tmp_path / "docsync")
     assert after["points"] == third["points"]
     assert after["runs"][0]["summary"] == summary or after["runs"][0]["status"] != "success"

@@ -141,8 +141,3 @@ def test_an_index_in_local_mode_is_imported_on_first_open(esettings):
         assert len(list(index.scroll_all(client, COLLECTION))) == 4
     assert not (esettings.qdrant.path / "edge" / ".importing").exists()
 
-
-def test_the_import_indexes_the_same_payload_fields_as_the_index():
-    from docsync.engines import edge
-
-    assert set(edge._KEYWORD_FIELDS) == set(index.KEYWORD_FIELDS)

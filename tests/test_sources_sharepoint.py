@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from docsync.config import load_settings
-from docsync.sources import AccessUnresolved, SourceUnavailable, open_source
+from docsync.sources import AccessUnresolved, SourceRefused, SourceUnavailable, open_source
 from docsync.sources.sharepoint import ExportItemError, SharePointExport, quick_xor_hash
 from docsync.sources.sharepoint.acl import graph_principals
 from tests.support.sharepoint_export import (
@@ -231,14 +231,15 @@ def test_unresolved_permissions_are_per_item(export):
 def test_unusable_manifest_is_an_outage(tmp_path, content, match):
     (tmp_path / "files").mkdir()
     (tmp_path / "manifest.json").write_bytes(content)
-    with pytest.raises(SourceUnavailable, match=match) as info:
+    with pytest.raises(SourceRefused, match=match) as info:  # its content: retrying cannot help
         SharePointExport("sp", tmp_path).check_available()
     assert "Nothing was deleted" in str(info.value)
 
 
 def test_unusable_export_folder_is_an_outage(tmp_path, export):
-    with pytest.raises(SourceUnavailable, match="missing"):
+    with pytest.raises(SourceUnavailable, match="missing") as info:
         SharePointExport("sp", tmp_path / "nope").check_available()
+    assert not isinstance(info.value, SourceRefused)  # an outage: the DAG retries it
     with pytest.raises(SourceUnavailable, match="neither"):
         SharePointExport("sp", tmp_path).check_available()
     (export.root / "library.csv").write_text("Name\n")

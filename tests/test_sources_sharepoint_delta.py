@@ -10,7 +10,7 @@ import json
 import pytest
 
 from docsync.config import load_settings
-from docsync.sources import SourceUnavailable
+from docsync.sources import SourceRefused, SourceUnavailable
 from docsync.sources.sharepoint import ExportItemError, SharePointExport, quick_xor_hash
 from docsync.sources.sharepoint.delta import link_token
 from tests.support.sharepoint_export import (
@@ -156,7 +156,7 @@ def test_a_delta_that_cannot_be_placed_is_an_outage(export, case, match):
         (second.root / "files").mkdir(parents=True)
     elif case not in ("no-full-link", "delta-at-top"):
         second.write()
-    with pytest.raises(SourceUnavailable, match=match) as info:
+    with pytest.raises(SourceRefused, match=match) as info:  # refused as it is: the DAG does not retry
         SharePointExport("sp", export.root).check_available()
     assert "Nothing was deleted" in str(info.value)
 

@@ -72,6 +72,13 @@ async def run_deadline_missed(source: str, context: dict | None = None) -> str:
     return message
 
 
+def _one_run_at_a_time(dag_id: str, schedule: str | None, doc_md: str) -> dict:
+    """The ``@dag`` arguments every docsync DAG shares: no backfill, and one run at a time
+    (runs of one source must not interleave their plans and writes)."""
+    return {"dag_id": dag_id, "schedule": schedule, "start_date": datetime(2026, 1, 1), "catchup": False,
+            "max_active_runs": 1, "doc_md": doc_md}
+
+
 def collection_asset(source_name: str) -> Asset:
     """The Asset a sync DAG updates; downstream DAGs can be scheduled on it."""
     return Asset(name=f"docsync_{source_name}", uri=f"qdrant://docsync/docsync_{source_name}", group="docsync")
@@ -92,11 +99,7 @@ def build_sync_dag(
     asset = collection_asset(source_name)
 
     @dag(
-        dag_id=dag_id,
-        schedule=schedule,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_runs=1,
+        **_one_run_at_a_time(dag_id, schedule, doc_md),
         default_args=DEFAULT_ARGS,
         params={
             "root": Param("", type="string", description="Source root; empty means the configured default."),
@@ -105,7 +108,6 @@ def build_sync_dag(
                 "rewrite files keeping both).")),
         },
         tags=["docsync", source_kind],
-        doc_md=doc_md,
         # "A run did not finish in time", where Airflow users look (the run's deadline in the UI).
         deadline=run_deadlines(source_name),
     )
@@ -121,11 +123,17 @@ def build_sync_dag(
         ) -> list[str]:
             """Stage the run's work; returns the batches' references (mapped over below) and
             pushes the plan's reference as XCom ``plan`` for the updates and finalize tasks."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from docsync.sources import SourceRefused
             from docsync.steps.plan import plan as plan_run
 
             params = params or {}
-            planned = plan_run(settings_for_run(), run_id, params.get("root") or None,
-                               full=bool(params.get("full_resync")))
+            try:
+                planned = plan_run(settings_for_run(), run_id, params.get("root") or None,
+                                   full=bool(params.get("full_resync")))
+            except SourceRefused as exc:  # the same content would be refused again: no retries
+                raise AirflowFailException(str(exc)) from exc
             ti.xcom_push(key="plan", value=planned.plan)
             return list(planned.batches)
 
@@ -207,14 +215,9 @@ def build_directory_dag(dag_id: str, *, schedule: str | None, doc_md: str) -> ob
     read fails the task (retried) and keeps the last good snapshot in force."""
 
     @dag(
-        dag_id=dag_id,
-        schedule=schedule,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_runs=1,
+        **_one_run_at_a_time(dag_id, schedule, doc_md),
         default_args=DEFAULT_ARGS | {"execution_timeout": timedelta(minutes=30)},
         tags=["docsync", "directory"],
-        doc_md=doc_md,
     )
     def directory_dag():
         @task

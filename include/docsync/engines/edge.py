@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from qdrant_client import models
 
 ALIASES = "aliases.json"
-_KEYWORD_FIELDS = ("doc_id", "source", "path", "allowed_principals", "denied_principals", "parent_id")  # as docsync.index
 COLLECTIONS = "collections"
 # Edge runs no optimiser in the background, and docsync does not optimise in its tasks: building
 # HNSW for 100k points took minutes of CPU in niced threads, holding the index lock meanwhile
@@ -111,6 +110,8 @@ class EdgeClient:
         local mode at ``path``, which stays as it was; done once, into a staging directory."""
         from qdrant_client import QdrantClient
 
+        from docsync.index import KEYWORD_FIELDS  # here: docsync.index opens this engine
+
         local = QdrantClient(path=str(path))
         final, self.root = self.root, self.root / ".importing"
         try:
@@ -120,7 +121,7 @@ class EdgeClient:
                 info = local.get_collection(item.name)
                 self.create_collection(item.name, info.config.params.vectors,
                                        sparse_vectors_config=info.config.params.sparse_vectors or None)
-                for field_name in sorted(set(_KEYWORD_FIELDS) | set(info.payload_schema or {})):
+                for field_name in sorted(set(KEYWORD_FIELDS) | set(info.payload_schema or {})):
                     self.create_payload_index(item.name, field_name, "keyword")
                 offset = None
                 while True:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from docsync.sources.base import AccessUnresolved, Source, SourceEntry, SourceReadError, SourceUnavailable
+from docsync.sources.base import (
+    AccessUnresolved,
+    Source,
+    SourceEntry,
+    SourceReadError,
+    SourceRefused,
+    SourceUnavailable,
+)
 from docsync.sources.roots import RootNotAllowed, check_root
 
 if TYPE_CHECKING:
@@ -16,6 +23,7 @@ __all__ = [
     "Source",
     "SourceEntry",
     "SourceReadError",
+    "SourceRefused",
     "SourceUnavailable",
     "check_root",
     "open_source",

@@ -34,6 +34,12 @@ class SourceUnavailable(RuntimeError):
     """The source root is missing, unreadable or empty: an outage, never a mass delete."""
 
 
+class SourceRefused(SourceUnavailable):
+    """The source answered, but what it holds is refused as a whole (an unusable export
+    manifest, a delta export whose base is unknown): retrying the same content cannot help, so
+    the DAG fails the plan at once; the next scheduled run reads the source again."""
+
+
 class SourceReadError(DocumentError, OSError):
     """One document's bytes cannot be read (stage ``read`` unless told otherwise): that
     document is quarantined, the run goes on. An OSError too, for callers that handle I/O."""

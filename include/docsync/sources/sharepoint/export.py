@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docsync.errors import Stage
-from docsync.sources.base import HASH_CHUNK, AccessUnresolved, SourceEntry, SourceUnavailable, matches
+from docsync.sources.base import (
+    HASH_CHUNK,
+    AccessUnresolved,
+    SourceEntry,
+    SourceRefused,
+    SourceUnavailable,
+    matches,
+)
 from docsync.sources.sharepoint.common import (
     CSV_MANIFEST,
     CSV_OPTIONS,
@@ -58,6 +65,9 @@ class SharePointExport:
 
     def _unavailable(self, what: str) -> SourceUnavailable:
         return SourceUnavailable(f"{self.describe()}: {what}. Nothing was deleted from the index.")
+
+    def _refused(self, what: str) -> SourceRefused:
+        return SourceRefused(f"{self.describe()}: {what}. Nothing was deleted from the index.")
 
     # --- files inside the export ----------------------------------------------------------
 
@@ -130,7 +140,7 @@ class SharePointExport:
                                          f"({MANIFEST}) supports; export the whole library")
                 docs = load_csv(raw, self._csv_options().get("library_root"))
         except ExportUnusable as exc:
-            raise self._unavailable(str(exc)) from exc
+            raise self._refused(str(exc)) from exc
         if docs and not (self.root / FILES_DIR).is_dir():
             raise self._unavailable(f"the manifest lists {len(docs)} files but the export has no {FILES_DIR}/ folder")
         self._docs = self._finish(docs)
