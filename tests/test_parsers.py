@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -233,23 +234,29 @@ def test_concurrent_conversions_use_private_profiles():
 def test_a_conversion_that_overruns_is_killed_with_its_process_group():
     from docsync.parsers.convert import convert
 
-    before = _soffice_pids()
     with pytest.raises(ParseError) as caught:
         convert(read("simple.odt"), "slow.odt", "application/vnd.oasis.opendocument.text", 0.3)
     assert caught.value.failure.stage == "timeout" and "was killed" in caught.value.failure.reason
-    assert _soffice_pids() <= before, "a LibreOffice process outlived its conversion"
+    assert not _outlived_their_conversion(), "a LibreOffice process outlived its conversion"
 
 
-def _soffice_pids() -> set[int]:
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
+def _outlived_their_conversion(grace_s: float = 5) -> set[int]:
+    """soffice processes whose conversion folder is gone: the conversion ended and they did not.
+    Conversions still running elsewhere (other tests, other workers) keep their folder."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        orphans = set()
+        for entry in os.listdir("/proc"):
             try:
-                if b"soffice" in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    pids.add(int(entry))
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0") if entry.isdigit() else []
             except OSError:
                 continue
-    return pids
+            work = [a.split(b"/profile")[0].split(b"file://")[-1] for a in argv if b"docsync-convert-" in a]
+            if b"soffice" in b" ".join(argv) and work and not os.path.isdir(work[0]):
+                orphans.add(int(entry))
+        if not orphans or time.monotonic() > deadline:
+            return orphans
+        time.sleep(0.2)
 
 
 @pytest.mark.slow

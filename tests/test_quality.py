@@ -20,7 +20,7 @@ from docsync.chunk import chunk_blocks
 from docsync.config import load_settings
 from docsync.embed import MODEL_MAX_TOKENS, get_tokenizer
 from docsync.ocr import OcrPage
-from docsync.parse import Block, ParseError, ocr_confidence, parse_document
+from docsync.parse import Block, ParseError, ocr_confidence, parse_document, warm_parsers
 
 PII_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pii" / "presidio_research_synth_dev.json"
 PARAGRAPH = (
@@ -220,13 +220,12 @@ def test_pipeline_deadline_interrupts_ocr(qsettings, long_scan):
     from docsync.steps.process import failure_for
 
     settings = qsettings.replace(doc_timeout_s=0)  # only the pipeline's SIGALRM deadline
-    started = time.monotonic()
     with pytest.raises(DocumentTimeout) as caught:  # not "OCR failed" nor "corrupt"
         with deadline(1):
             parse_document(long_scan, "scans/long.pdf", settings)
-    assert time.monotonic() - started < 5
+    assert _raised_by_the_alarm(caught.value)
     assert failure_for(caught.value, "scans/long.pdf").stage == "timeout"
-    assert wait_no_tesseract(10)
+    assert wait_no_tesseract(30)  # pages in flight finish theirs (~1 s each when the machine is idle)
 
 
 def test_pipeline_deadline_interrupts_unstructured(qsettings):
@@ -234,15 +233,24 @@ def test_pipeline_deadline_interrupts_unstructured(qsettings):
     from docsync.errors import DocumentTimeout
 
     settings = qsettings.replace(doc_timeout_s=0)
-    parse_document(digital_pdf(1), "warm-up.pdf", settings)  # imports, outside the deadline
+    warm_parsers()  # imports and lazy model loads, outside the deadline, as process_batch does
     # ~4 s of pdfminer layout analysis even with everything warm (150 pages of 3 lines took
     # ~1.1 s warm and sometimes finished inside the 1 s deadline late in the full suite)
     data = digital_pdf(150, lines=12)
-    started = time.monotonic()
-    with pytest.raises(DocumentTimeout):
+    with pytest.raises(DocumentTimeout) as caught:
         with deadline(1):
             parse_document(data, "long/report.pdf", settings)
-    assert time.monotonic() - started < 5
+    assert _raised_by_the_alarm(caught.value)
+
+
+def _raised_by_the_alarm(exc: BaseException) -> bool:
+    """The timeout interrupted the work (raised by the SIGALRM handler inside it), rather than
+    being raised after the work finished late: a proof that needs no wall-clock bound, which a
+    loaded machine would break."""
+    import traceback
+
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    return bool(frames) and frames[-1][0].f_code.co_name == "_raise" and len(frames) > 2
 
 
 def test_sync_quarantines_the_slow_document_and_indexes_the_rest(settings, tmp_path, long_scan):

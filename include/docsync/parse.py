@@ -181,6 +181,18 @@ def check_zip_bomb(data: bytes, path: str) -> None:
         )
 
 
+def warm_parsers() -> None:
+    """Load, outside any document deadline, what unstructured loads lazily on the first
+    narrative text it meets: its imports and its spaCy sentence model. An alarm that lands
+    inside an import or a model load is swallowed by the libraries' own ``except`` clauses,
+    so a first document would run past its limit (and a half-done import could stay broken).
+    Cheap after the first call in a process."""
+    import unstructured.partition.auto  # noqa: F401  (its imports are most of parsing's first call)
+    from unstructured.nlp.tokenize import sent_tokenize
+
+    sent_tokenize("Warm up the sentence model. It loads once per process.")
+
+
 def parse_document(data: bytes, path: str, settings: Settings) -> ParsedDocument:
     """Turn a document into blocks, or raise ParseError with a quarantine-ready reason
     (:class:`~docsync.limits.LimitExceeded`, stage ``limits``, for a document over the pixel

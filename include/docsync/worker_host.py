@@ -65,12 +65,12 @@ def _exit_with_host(host_pid: int) -> None:
 
 def warm(settings: Settings) -> None:
     """Load what ``process_batch`` loads on first use: the ~10-17 s a cold task pays."""
-    import unstructured.partition.auto  # noqa: F401  (its imports are most of parsing's first call)
-
     from docsync import pii, validate
     from docsync.embed import embed_texts, get_tokenizer
+    from docsync.parse import warm_parsers
     from docsync.steps import process  # noqa: F401
 
+    warm_parsers()
     pii.anonymize_many([WARM_TEXT], settings)
     pii.rescan(WARM_TEXT)
     get_tokenizer()

@@ -150,6 +150,7 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
     """Process one staged batch; returns the reference of the staged :class:`BatchResult`."""
     from docsync.chunk import assign_point_ids, chunk_blocks
     from docsync.embed import BackgroundEmbedder
+    from docsync.parse import warm_parsers
     from docsync.validate import validate_chunks, validate_documents
 
     started = time.perf_counter()
@@ -161,6 +162,7 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
     prepared: dict[str, PreparedDocument] = {}
     chunked: dict[str, list] = {}
     slots: dict[str, int] = {}  # point id -> position in the embedder's output
+    warm_parsers()  # lazy model loads happen here, never inside a document's deadline
     embedder = BackgroundEmbedder()
     current = fingerprint.current(settings)  # recorded with each document: what produced its points
     order: list[WorkItem] = []  # every document staged, parts right after their container
