@@ -127,9 +127,13 @@ lint: venv
 
 # Everything: lint first (it takes a second), then every test, with the services they need.
 test: export WITH_TEST_APT := 1
+# TEST_WORKERS pytest-xdist processes: the end-to-end tests mostly wait on Airflow and on child
+# processes, so two share this 2-core machine well; the tests that start Airflow's servers run on
+# one worker, one after another (tests/conftest.py, AIRFLOW_SERVER_TESTS). TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 2
 test: setup lint
 	bash tests/services.sh
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The unit tests: none marked `e2e`, `services` or `slow` (see pytest.ini, tests/conftest.py),
 # so no PostgreSQL, Redis, smbd, Chromium or Airflow processes are needed.

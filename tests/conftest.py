@@ -87,7 +87,6 @@ E2E_MODULES = {"test_e2e_dag", "test_e2e_sharepoint", "test_ui_e2e", "test_celer
 # Single tests that run full `docsync sync` CLI processes over a corpus.
 E2E_TESTS = {
     ("test_pipeline", "test_sigkill_at_any_point_then_rerun_converges"),
-    ("test_steps", "test_revocations_are_applied_before_processing"),
     ("test_egress", "test_sync_opens_no_connection_beyond_this_machine"),
 }
 # Fixtures that need a service process: PostgreSQL (pg_url), smbd (samba_server, smb_share), slapd.
@@ -116,8 +115,26 @@ SLOW_TESTS = {
 }
 
 
+# Tests that start Airflow's servers (api-server, scheduler and the log servers beside them):
+# `make test` runs the suite on several pytest-xdist workers, and these run one at a time on one
+# of them (xdist group), so that two Airflow stacks never compete for a port or the machine.
+AIRFLOW_SERVER_TESTS = {
+    ("test_ui_e2e", "test_review_quarantine_in_airflow_ui"),
+    ("test_celery", "test_celery_executor_two_workers_matches_embedded_run"),
+    ("test_worker_host", "test_dag_run_under_local_executor_goes_through_the_host"),
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test `e2e`, `services` and/or `slow` from its module, name and fixtures."""
+    """Mark each test `e2e`, `services` and/or `slow` from its module, name and fixtures; then
+    put the modules with end-to-end tests first (stable otherwise), so that under pytest-xdist
+    the longest tests start first and the short ones fill the gaps at the end."""
+    _mark_by_cost(items)
+    long_modules = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in long_modules)
+
+
+def _mark_by_cost(items: list) -> None:
     for item in items:
         module_obj = getattr(item, "module", None)  # None for non-Python items
         module = module_obj.__name__.rsplit(".", 1)[-1] if module_obj else ""
@@ -134,3 +151,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or "postgresql" in params.values()
         ):
             item.add_marker(pytest.mark.services)
+        if (module, name) in AIRFLOW_SERVER_TESTS:
+            item.add_marker(pytest.mark.xdist_group("airflow-servers"))

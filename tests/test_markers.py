@@ -16,7 +16,7 @@ def test_listed_modules_exist(module: str) -> None:
     importlib.import_module(f"tests.{module}")
 
 
-@pytest.mark.parametrize(("module", "name"), sorted(conftest.E2E_TESTS | conftest.SLOW_TESTS))
+@pytest.mark.parametrize(("module", "name"), sorted(conftest.E2E_TESTS | conftest.SLOW_TESTS | conftest.AIRFLOW_SERVER_TESTS))
 def test_listed_tests_exist(module: str, name: str) -> None:
     assert callable(getattr(importlib.import_module(f"tests.{module}"), name, None)), f"tests/{module}.py has no {name}"
 
@@ -54,9 +54,10 @@ class FakeItem:
         (FakeItem("test_celery", "test_w"), {"e2e", "services"}),
         (FakeItem("test_pipeline", "test_sigkill_at_any_point_then_rerun_converges"), {"e2e"}),
         (FakeItem("test_reindex", "test_reindex_builds_a_new_version_and_swaps_the_alias"), {"slow"}),
+        (FakeItem("test_ui_e2e", "test_review_quarantine_in_airflow_ui"), {"e2e", "xdist_group"}),
     ],
     ids=lambda v: "" if isinstance(v, set) else f"{v.module.__name__}:{v.name}:{getattr(v, 'callspec', '')}",
 )
 def test_markers_follow_module_name_and_fixtures(item: FakeItem, expected: set[str]) -> None:
-    conftest.pytest_collection_modifyitems(None, [item])
+    conftest._mark_by_cost([item])
     assert item.marks == expected
