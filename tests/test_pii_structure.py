@@ -66,6 +66,7 @@ def test_no_person_in_headings_code_places_and_laws(text, settings):
         ("I gave the drawings to Rose; Frank said they were late.", ["Rose", "Frank"]),
         ("We acknowledge support from Kathryn Johnston during the genesis of this project.", ["Kathryn"]),
         ("Maha Cazares\n\nChiclana de la Frontera\nSpain", ["Cazares"]),
+        ("John Smith[1] said so; Smith(2019) agreed.", ["John", "Smith"]),
     ],
 )
 def test_names_in_headings_and_sentences_are_still_caught(text, names, settings):

@@ -79,7 +79,8 @@ def _title_case(clause: str) -> bool:
 
 _NAME_PREFIXES = ("Mc", "Mac", "De", "Di", "Da", "Du", "Le", "La", "Van", "Von", "Fitz", "St", "O")
 _CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")
-_IDENT_AFTER = re.compile(r"\(\)?|\.[a-z_]|\[|[ \t]*=(?!=)|::")  # "Cls()", "Cls.x", "Foo = f1(...)"
+# "Cls()", "Foo(object)", "Cls.x", "Foo = f1(...)"; not "Smith(2019)" or a footnote "Smith[1]"
+_IDENT_AFTER = re.compile(r"\((?:\)|[A-Za-z_][\w.]*(?:,[ \t]*[A-Za-z_][\w.=]*)*\))|\.[a-z_]\w*[.(=]|[ \t]*=(?!=)|::")
 _IDENT_BEFORE = re.compile(r"(?:\b(?:class|def|import)[ \t]+|\w\.)\Z")
 _CODE_SPAN = re.compile(r"`([^`\n]{1,80})`")
 _DOTTED = re.compile(r"(?<![\w@.-])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w@-])")
@@ -97,11 +98,12 @@ def camel_case(word: str) -> bool:
 
 
 def code_like(text: str, start: int, end: int) -> bool:
-    """The candidate is code: an identifier with digits, underscores, brackets or an
-    operator in it (``try2_stmt``, ``Foo = f1(arg)``), in CamelCase, followed by a call or
+    """The candidate is code: an identifier with an underscore, an assignment or a call in
+    it (``try2_stmt``, ``Foo = f1(arg)``, ``f1(arg)(f2(Foo``), in CamelCase, followed by a call or
     an attribute (``Cls()``, ``Cls.x``), or after a keyword (``class Foo``, ``import foo``)."""
     value = text[start:end]
-    if re.search(r"[\d_()=\[\]{}<>/\\]", value):
+    # not digits or brackets alone: OCR reads "Wi11iam", spaCy takes "Smith[1"
+    if re.search(r"[_=]|\b[a-z_]\w*\(", value):
         return True
     words = _WORD.findall(value)
     if words and all(camel_case(w) for w in words):
