@@ -85,6 +85,9 @@ def test_document_context_spans_blocks(settings):
     assert "mac" in context.trademarks and "astropy" in context.code
     # e-mail addresses are no code: their words are names
     assert "novak" not in document_context(["mail jan.novak@example.com"]).code
+    # nor user names
+    out, _ = pii.anonymize_many(["Log in as anna.berg on the portal.", "Ask Anna Berg for access."], settings)
+    assert "Berg" not in out[1]
 
 
 def test_helpers():

@@ -115,12 +115,17 @@ def code_words(text: str) -> set[str]:
     """Words the text uses as code (folded): in code spans, dotted identifiers, imports and
     URL host names. E-mail addresses are left out: their words are often a person's name."""
     from docsync.pii import EMAIL_PATTERN
+    from docsync.pii_recognizers import fold, name_lists
 
+    first, last = name_lists()
     text = re.sub(EMAIL_PATTERN, " ", text, flags=re.IGNORECASE)
     found: set[str] = set()
     for pattern in (_CODE_SPAN, _DOTTED, _IMPORT, _URL_HOST):
         for m in pattern.finditer(text):
-            found.update(w.casefold() for w in re.findall(r"[^\W\d_]+", m.group(1)) if len(w) > 2)
+            words = [w for w in re.findall(r"[^\W\d_]+", m.group(1)) if len(w) > 2]
+            if all(fold(w) in first or fold(w) in last for w in words):
+                continue  # a user name ("login: anna.berg") is a person's name, not code
+            found.update(w.casefold() for w in words)
     return found
 
 
