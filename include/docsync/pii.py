@@ -15,7 +15,7 @@ from collections import Counter
 from functools import lru_cache
 
 from docsync.config import Settings, apply_offline_env
-from docsync.pii_context import filter_persons, trim_titles
+from docsync.pii_context import filter_persons
 from docsync.pii_recognizers import docsync_recognizers, propagate_names
 from docsync.pii_structure import DocContext, document_context
 
@@ -202,8 +202,7 @@ def anonymize(text: str, settings: Settings, nlp_artifacts=None, context: DocCon
         # labels), so that a false positive is not spread to every other mention
         doc = getattr(nlp_artifacts, "tokens", None)
         context = document_context([text]) if context is None else context
-        # titles out of names before their words are spread ("Judge Maria Kowalski": not "Judge")
-        results = trim_titles(text, filter_persons(text, results, doc, context))
+        results = filter_persons(text, results, doc, context)
         results += filter_persons(text, propagate_names(text, results), doc, context)
     if not results:
         return text, Counter()

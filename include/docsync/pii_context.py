@@ -250,30 +250,3 @@ def filter_persons(text: str, results: list, doc, context: DocContext | None = N
     context = document_context([text]) if context is None else context
     return [r for r in results
             if r.entity_type != "PERSON" or keep_person(text, r, doc, protected, names, context)]
-
-
-_LEADING_WORD = re.compile(r"([^\W\d_]+)[ \t]+(?=[^\W\d_])")
-
-
-def trim_titles(text: str, results: list) -> list:
-    """PERSON spans without a title or role spaCy took in ("Judge Maria Kowalski", "Clerk
-    Samuel Ferreira" -> "Maria Kowalski", "Samuel Ferreira"): a leading ordinary word that is
-    no given name, before a given name or a listed family name that is no ordinary word. A
-    given name stays ("Grant Young", "Rose Kim")."""
-    from docsync.pii_recognizers import name_lists
-
-    first, last = name_lists()
-    given = census_given_names()
-    for r in results:
-        if r.entity_type != "PERSON" or _rule(r) == "cue":
-            continue
-        while (m := _LEADING_WORD.match(text, r.start)) and m.end() < r.end:
-            word, rest = m.group(1), _WORD.match(text, m.end())
-            nxt = rest.group(0) if rest else ""
-            if not (word[0].isupper() and is_common(word) and _fold(word) not in given):
-                break
-            if not (_fold(nxt) in given or ((_fold(nxt) in first or _fold(nxt) in last) and not is_common(nxt))):
-                break
-            r.start = m.end()
-    return results
-
