@@ -17,6 +17,7 @@ from functools import lru_cache
 from docsync.config import Settings, apply_offline_env
 from docsync.pii_context import filter_persons
 from docsync.pii_recognizers import docsync_recognizers, propagate_names
+from docsync.pii_structure import DocContext, document_context
 
 apply_offline_env()
 
@@ -25,7 +26,7 @@ SPACY_MODEL = "en_core_web_sm"
 # pattern recognizers below): documents anonymized by an older version are re-processed first,
 # without waiting for the re-processing budget (docsync.fingerprint.stricter_pii). A plain int
 # literal: docsync.fingerprint reads it from this file without importing Presidio.
-RECOGNIZER_VERSION = 1
+RECOGNIZER_VERSION = 2
 IGNORED_NER_LABELS = ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "LAW", "WORK_OF_ART", "PRODUCT", "EVENT", "LANGUAGE", "FAC"]
 
 
@@ -179,9 +180,10 @@ def _operators(entities: tuple[str, ...], hmac_key: str | None) -> dict:
     }
 
 
-def anonymize(text: str, settings: Settings, nlp_artifacts=None) -> tuple[str, Counter]:
+def anonymize(text: str, settings: Settings, nlp_artifacts=None, context: DocContext | None = None) -> tuple[str, Counter]:
     """Anonymized text and the number of entities found per type. The text is normalised
-    first (:func:`normalize_text`): what comes back is the normalised text, anonymized."""
+    first (:func:`normalize_text`): what comes back is the normalised text, anonymized.
+    ``context``: what the whole document says against names (by default, this text)."""
     text = normalize_text(text)
     if not text.strip():
         return text, Counter()
@@ -199,8 +201,9 @@ def anonymize(text: str, settings: Settings, nlp_artifacts=None) -> tuple[str, C
         # evidence against PERSON first (headings, citations, defined terms, ORG/LAW/...
         # labels), so that a false positive is not spread to every other mention
         doc = getattr(nlp_artifacts, "tokens", None)
-        results = filter_persons(text, results, doc)
-        results += filter_persons(text, propagate_names(text, results), doc)
+        context = document_context([text]) if context is None else context
+        results = filter_persons(text, results, doc, context)
+        results += filter_persons(text, propagate_names(text, results), doc, context)
     if not results:
         return text, Counter()
     anonymized = get_anonymizer().anonymize(
@@ -223,8 +226,9 @@ def anonymize_many(texts: list[str], settings: Settings) -> tuple[list[str], Cou
     out = list(texts)
     todo = [i for i, text in enumerate(texts) if text.strip()]
     artifacts = get_analyzer().nlp_engine.process_batch([texts[i] for i in todo], language="en", batch_size=64)
+    context = document_context(texts)  # a trademark or code name in one block is one in all
     for i, (_text, nlp_artifacts) in zip(todo, artifacts):
-        out[i], counts = anonymize(texts[i], settings, nlp_artifacts)
+        out[i], counts = anonymize(texts[i], settings, nlp_artifacts, context)
         total.update(counts)
     return out, total
 

@@ -19,6 +19,18 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from docsync.pii_structure import (
+    DocContext,
+    code_like,
+    document_context,
+    heading_clause,
+    law_name,
+    math_spans,
+    place_like,
+    place_name,
+)
+
+_NO_CONTEXT = DocContext()
 # spaCy labels that say "not a person" for the words they cover
 NOT_PERSON_LABELS = frozenset(
     {"ORG", "GPE", "LOC", "FAC", "PRODUCT", "LAW", "EVENT", "WORK_OF_ART", "NORP", "LANGUAGE",
@@ -69,8 +81,9 @@ def all_common(text: str) -> bool:
 
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
-    """Citations and code spans: no person is named inside them."""
-    return [(m.start(), m.end()) for m in CITATION.finditer(text)] + [(m.start(), m.end()) for m in _CODE.finditer(text)]
+    """Citations, code spans and TeX mathematics: no person is named inside them."""
+    return ([(m.start(), m.end()) for m in CITATION.finditer(text)] + [(m.start(), m.end()) for m in _CODE.finditer(text)]
+            + math_spans(text))
 
 
 # A word marked as a trademark (``Mac®``, ``AirPods Max®``, ``Vision Pro™``) names a product,
@@ -115,7 +128,7 @@ def _rule(result) -> str | None:
 
 
 def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names: tuple,
-                trademarks: frozenset[str] = frozenset()) -> bool:
+                context: DocContext = _NO_CONTEXT) -> bool:
     """Whether a PERSON candidate survives the evidence against it."""
     start, end = result.start, result.end
     value = text[start:end]
@@ -125,23 +138,49 @@ def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names:
     if rule == "cue":
         return True
     folded = [w.casefold() for w in _WORD.findall(value) if len(w) > 1]
-    if folded and all(w in trademarks for w in folded):
-        return False  # "Mac", "AirPods Max": marked as trademarks in this text
+    if folded and all(w in context.trademarks for w in folded):
+        return False  # "Mac", "AirPods Max": marked as trademarks in this document
+    if folded and all(w in context.code for w in folded):
+        return False  # "Astropy": the document uses it as code (`Astropy`, astropy.units)
     if len(folded) > 1 and any(w in REGION_WORDS for w in folded):
         return False  # "Asia Pacific", "Latin America", "Rest of Asia Pacific"
+    if code_like(text, start, end):
+        return False  # "class Foo", "Cls.x", "try2_stmt", "JobBase"
+    if law_name(text, start, end):
+        return False  # "Sarbanes-Oxley Act": a law named after persons
+    if place_like(text, start, end):
+        return False  # "Washington, D.C.", "Austin, Texas", "Maple Grove, MN"
     propagated = rule == "DocsyncNamePropagation"  # another mention of a name kept already
     first, last = names
     words = [w for w in _WORD.findall(value) if len(w) > 1]
     known = [w for w in words if _fold(w) in first or _fold(w) in last or not w.isascii()]
+    listed_pair = (len(words) > 1 and _fold(words[0]) in first
+                   and all(_fold(w) in first or _fold(w) in last for w in words[1:]))
     common = all_common(value)
-    heading = common and (value.isupper() or _title_case_line(text, start, end))
+    in_heading, content, minor = heading_clause(text, start, end)
+    # a heading of ordinary words ("Notice and Manner of Conducting the Election", "(1) In
+    # General."); two capitalised words alone ("Maha Cazares") or a list of names ("Minutes
+    # by Ella H. Snider and Kónya, Becker and Vasquez") are no such heading
+    plain_heading = in_heading and all(is_common(w) for w in content) and (len(content) != 1 or minor)
+    heading = common and (value.isupper() or plain_heading)
+    labels = _labels(doc, start, end)
     if rule == "initial":  # "Ella H. Snider": the shape is strong evidence, whatever spaCy says
         return not heading
-    labels = _labels(doc, start, end)
+    if plain_heading and content and not (listed_pair or (known and "PERSON" in labels)):
+        # a heading is no sentence: its capitalised words are title case, not names ("Support
+        # for Astropy"), unless a given name + family name pair ("Letter from John Smith") or
+        # a listed name spaCy calls PERSON ("Report of Kowalski")
+        return False
+    if place_name(value) and "PERSON" not in labels:
+        return False  # "India", "Hong Kong", "Oregon"
     # a place is a place; on names that are no English word, en_core_web_sm's ORG/NORP/...
-    # labels are weak (it calls many foreign family names ORG or GPE)
+    # labels are weak (it calls many foreign family names ORG or GPE, "Kathryn Johnston" FAC)
     if propagated:  # another mention of a name kept elsewhere in the text
         against = labels & PLACE_LABELS
+        if heading:
+            return False  # "Notice and Manner of ...": a list in a heading
+    elif listed_pair and not common:
+        against = labels & {"LOC"}
     elif len(words) > 1 and (len(known) == len(words) or _fold(words[0]) in first):
         # "Elle Sandström", "Hanna Ukkonen": a known given name beats the small model's ORG/GPE
         against = labels & ({"LOC", "FAC"} if not common else NOT_PERSON_LABELS)
@@ -158,32 +197,39 @@ def keep_person(text: str, result, doc, protected: list[tuple[int, int]], names:
         return False  # "this Handbook", "the Licensor"
     if common:
         # "Frank", "Grant Young" in running text are names; "Duty to File Documents", "this
-        # Handbook", "DISTRIBUTION", "Incompetent Person" are not
-        return not heading and not _determiner_before(text, start) and len(known) == len(words)
+        # Handbook", "DISTRIBUTION", "Incompetent Person" are not; one ordinary word alone
+        # ("Prior to Python 3.8", "in a Consumer Case": census family names only) must be a
+        # census given name ("Mary", "Frank"), or spaCy or the sentence must say so ("thanks
+        # to Reed", "White said")
+        if heading or _determiner_before(text, start) or len(known) != len(words):
+            return False
+        return (len(words) > 1 or _fold(words[0]) in census_given_names() or "PERSON" in labels
+                or person_slot(text, start, end))
     return True
+
+
+_SLOT_WORD = re.compile(r"[A-Za-z]+")
+
+
+def person_slot(text: str, start: int, end: int) -> bool:
+    """A place where sentences name a person: "thanks to X", "according to X", "X said"."""
+    from docsync.pii_recognizers import _SLOT_AFTER, _SLOT_BEFORE
+
+    before = _SLOT_WORD.findall(text[max(0, start - 20) : start])
+    after = _SLOT_WORD.match(text[end : end + 20].lstrip(" \t"))
+    return bool(before and before[-1].lower() in _SLOT_BEFORE) or bool(after and after.group(0).lower() in _SLOT_AFTER)
+
+
+def census_given_names() -> frozenset[str]:
+    from docsync.pii_recognizers import census_given_names
+
+    return census_given_names()
 
 
 def _fold(word: str) -> str:
     from docsync.pii_recognizers import fold
 
     return fold(word)
-
-
-def _title_case_line(text: str, start: int, end: int) -> bool:
-    """The candidate sits in a heading-like line: short, no sentence end, its other
-    non-stop words capitalised too ("Duty to File Documents", "Termination of Trustee")."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    line = text[line_start : line_end if line_end >= 0 else len(text)]
-    # the clause around it: "Grant of Copyright License." opens a paragraph, "Suspending
-    # Proceedings;" is one of a list of headings
-    before = re.split(r"[.;:](?:\s|$)", line[: start - line_start])[-1]
-    after = re.split(r"[.;:](?:\s|$)", line[end - line_start :])[0]
-    words = _WORD.findall(before + text[start:end] + after)
-    if len(words) > 14:
-        return False
-    content = [w for w in words if w.lower() not in _stop()]
-    return len(content) >= 2 and all(w[0].isupper() for w in content)
 
 
 @lru_cache(maxsize=1)
@@ -193,12 +239,14 @@ def _stop() -> frozenset[str]:
     return frozenset(STOP_WORDS)
 
 
-def filter_persons(text: str, results: list, doc) -> list:
-    """``results`` without the PERSON candidates that the evidence says are no person."""
+def filter_persons(text: str, results: list, doc, context: DocContext | None = None) -> list:
+    """``results`` without the PERSON candidates that the evidence says are no person;
+    ``context`` is what the whole document says (:func:`docsync.pii_structure.document_context`),
+    by default this text alone."""
     from docsync.pii_recognizers import name_lists
 
     protected = protected_spans(text)
     names = name_lists()
-    trademarks = trademark_words(text)
+    context = document_context([text]) if context is None else context
     return [r for r in results
-            if r.entity_type != "PERSON" or keep_person(text, r, doc, protected, names, trademarks)]
+            if r.entity_type != "PERSON" or keep_person(text, r, doc, protected, names, context)]

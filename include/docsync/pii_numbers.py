@@ -37,6 +37,14 @@ _ID_BEFORE = re.compile(
     r"(?i)\b(?:id|cik|isbn|issn|doi|order|invoice|account|acct|file|ref(?:erence)?|serial|case|ticket|"
     r"patent|registration|tracking|policy|customer|employee|sku|part|lot|batch)\b[^\n\d]{0,12}$"
 )
+# Words that label a document's or a filing's number: "Commission file number: 000-30653",
+# "Case No. 2:21-cv-01234". Any number right after one, in any grouping, is that identifier
+# unless a phone word says otherwise (people's own numbers, "Customer: 0176 ...", stay phones).
+_DOC_ID_BEFORE = re.compile(
+    r"(?i)\b(?:file|case|docket|commission|registration|patent|serial|isbn|issn|doi|cik|ticket|order|invoice|"
+    r"ref(?:erence)?)\b[^\n\d]{0,12}$"
+)
+_PHONE_WORD = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|call|dial|whatsapp|sms|hotline)\b")
 _PLAN_REGIONS = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "PL", "SE", "CZ", "CH", "AT", "IN", "BR", "JP", "AU")
 
 
@@ -118,6 +126,8 @@ class PhoneShapeRecognizer(EntityRecognizer):
                 or (number[0] == "0" and len(groups) >= 2)
             )
             before = text[max(0, m.start() - 40) : m.start()]
+            if number[0] not in "+(" and _DOC_ID_BEFORE.search(before[-25:]) and not _PHONE_WORD.search(before):
+                continue
             context = bool(_PHONE_CONTEXT.search(before) or _PHONE_CONTEXT.search(after))
             if len(groups) == 1:
                 # one unbroken run: an international prefix, a trunk 0, a phone word, or a

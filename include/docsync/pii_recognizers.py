@@ -84,6 +84,20 @@ def fold(word: str) -> str:
     return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode("ascii").upper()
 
 
+def _census(key: str) -> set[str]:
+    import names
+
+    with open(names.FILES[key], encoding="ascii") as fh:
+        return {line.split()[0] for line in fh if line.strip()}
+
+
+@lru_cache(maxsize=1)
+def census_given_names() -> frozenset[str]:
+    """The US Census given names alone (~5k, folded): names people are really given, unlike
+    the ordinary words some of Faker's lists hold ("General")."""
+    return frozenset(_census("first:male") | _census("first:female")) - _NON_NAMES
+
+
 @lru_cache(maxsize=1)
 def name_lists() -> tuple[frozenset[str], frozenset[str]]:
     """(first names, family names), folded: the US Census lists of the ``names`` package
@@ -92,14 +106,9 @@ def name_lists() -> tuple[frozenset[str], frozenset[str]]:
     import pkgutil
 
     import faker.providers.person as faker_person
-    import names
 
-    def census(key: str) -> set[str]:
-        with open(names.FILES[key], encoding="ascii") as fh:
-            return {line.split()[0] for line in fh if line.strip()}
-
-    first = census("first:male") | census("first:female")
-    last = census("last")
+    first = _census("first:male") | _census("first:female")
+    last = _census("last")
     for module in pkgutil.iter_modules(faker_person.__path__):
         provider = getattr(importlib.import_module(f"{faker_person.__name__}.{module.name}"), "Provider", None)
         for attr, target in (("first_names", first), ("first_names_male", first), ("first_names_female", first),
