@@ -262,6 +262,7 @@ def main(args: argparse.Namespace) -> None:
 
         out = _concurrently({m: (lambda m=m: job(m)) for m in MODES}, concurrent)
         runs += [out[m] | {"mode": m, "repeat": rep} for m in MODES]
+        render(made, runs, [], concurrent)  # what is measured so far, in case a later repeat is cut short
     parse = []
     if args.batching_parse and made.get("book"):
         book = str(share / "books" / "long-book.txt")
