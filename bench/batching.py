@@ -194,28 +194,33 @@ def child() -> None:
 
 
 def parse_child() -> None:
-    """The book through one parser: ``--parser unstructured`` (partition_text, what plain text
-    went through) or ``docsync`` (whatever docsync.parse does with it today)."""
+    """The book through one parser: ``--parser unstructured`` (``partition_text``, what plain
+    text went through) or ``docsync`` (``parse_document``: what docsync does with it today)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("role")
     parser.add_argument("--file", required=True)
     parser.add_argument("--parser", choices=("unstructured", "docsync"), required=True)
     args = parser.parse_args()
     data = Path(args.file).read_bytes()
+    from unstructured.partition.text import partition_text
+
     from docsync.config import load_settings
-    from docsync.parse import Block, _partition, parse_document
+    from docsync.parse import Block, decode_text, elements_to_blocks, parse_document
+
+    def old(text: bytes) -> list[Block]:  # what docsync.parse did with plain text before issue 14 item 3
+        return elements_to_blocks(partition_text(text=decode_text(text), languages=["eng"]))
 
     settings = load_settings()
-    parse_document(b"warm up the imports\n\nSecond paragraph.\n", "warm.txt", settings)
-    _partition(b"warm up the imports\n\nSecond paragraph.\n", "warm.txt", "text/plain")
+    warm = b"Warm up the imports.\n\nA second paragraph with a verb in it.\n"
+    parse_document(warm, "warm.txt", settings)
+    old(warm)  # loads unstructured's sentence tokenizer
     result: dict = {"parser": args.parser, "bytes": len(data), "load_before": os.getloadavg()}
     with timed(result):
         if args.parser == "unstructured":
-            parsed = _partition(data, args.file, "text/plain")
+            blocks = old(data)
         else:
-            parsed = parse_document(data, args.file, settings)
+            blocks = parse_document(data, args.file, settings).blocks
     result["load_after"] = os.getloadavg()
-    blocks: list[Block] = parsed.blocks
     result |= {"blocks": len(blocks), "titles": sum(1 for b in blocks if b.kind == "title"),
                "chars": sum(len(b.text) for b in blocks)}
     emit(result)
