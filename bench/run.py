@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m bench.run [NAME ...] [options]`` (``make bench BENCH_ARGS=...``).
 
-NAME is any of: incremental, stages, peers, scale, memory, directory, engine, dag (default: all, in that order).
+NAME is any of: incremental, stages, peers, scale, memory, directory, engine, dag, batching (default: all, in that order).
 Each measured step runs in its own subprocess (own peak RSS); results go to
 bench/results/<name>.md|.json|.png and the markdown is printed.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import dag, directory, engine, incremental, memory, peers, scale, stages
+from bench import batching, dag, directory, engine, incremental, memory, peers, scale, stages
 
 BENCHMARKS = {
     "incremental": incremental.main,
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "directory": directory.main,
     "engine": engine.main,
     "dag": dag.main,
+    "batching": batching.main,
 }
 
 
@@ -53,6 +54,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dag-modes", type=lambda s: s.split(","), default=list(dag.MODES),
                         help=f"dag: comma-separated DAG modes, the first one beside the CLI (default {','.join(dag.MODES)})")
     parser.add_argument("--dag-batch-size", type=int, default=0, help="dag: DOCSYNC_BATCH_SIZE (default: the default)")
+    parser.add_argument("--batching-copies", type=int, default=6,
+                        help="batching: copies of tests/data/formats in the share (default 6)")
+    parser.add_argument("--book-pages", type=int, default=1225, help="batching: pages of the text book (default 1225)")
+    parser.add_argument("--pdf-pages", type=int, default=619, help="batching: pages of the long PDF (default 619)")
+    parser.add_argument("--batching-repeats", type=int, default=2, help="batching: runs of each mode (default 2)")
+    parser.add_argument("--batching-sequential", action="store_true",
+                        help="batching: run the modes one after the other (idle machine; default side by side)")
+    parser.add_argument("--no-batching-parse", dest="batching_parse", action="store_false",
+                        help="batching: skip timing the book alone through the parse stage")
     parser.add_argument("--workers", type=int, default=0,
                         help="docsync batch worker processes (run_sync workers; default: one per core)")
     args = parser.parse_args(argv)

@@ -152,6 +152,40 @@ def test_text_in_utf16_and_utf32(name, settings):
     assert doc.text.startswith("This is a test document to use for unit tests.") and "\x00" not in doc.text
 
 
+PLAIN_SHAPES = (
+    "CHAPTER 3\n\nThe Long Winter\n\n" + "The team reviewed the plan and agreed on the next steps. " * 6
+    + "\n\n\u2022 a bulleted point that is long enough to skip the title check of unstructured entirely\n\n"
+    "\u2022\n\n- short bullet\n\n1. A numbered item\n\nSan Francisco, CA 94105\n\nfoo@example.com\n\n"
+    "ITEM 1A. RISK FACTORS\n\nTo My Dearest Friends,\n\n2024\n\nline one of a wrapped\nparagraph that goes on\n",
+    "one paragraph\nwrapped over\nlines without any blank line between them at all, as old text files are\n",
+    "   \n\n",
+)
+
+
+@pytest.mark.parametrize("text", PLAIN_SHAPES)
+def test_plain_text_gives_partition_texts_blocks_without_its_nlp(text):
+    """Issue 14 item 3: plain text skips unstructured's per-paragraph classification where it
+    cannot change the result, and yields exactly partition_text's blocks."""
+    from unstructured.partition.text import partition_text
+
+    from docsync.parse import elements_to_blocks
+    from docsync.parsers.text import plain_blocks
+
+    expected = elements_to_blocks(partition_text(text=text, languages=["eng"])) if text.strip() else []
+    assert plain_blocks(text) == expected
+
+
+def test_plain_text_of_the_formats_corpus_is_unchanged(settings):
+    from unstructured.partition.text import partition_text
+
+    from docsync.parse import elements_to_blocks
+    from docsync.parsers.text import decode_text, plain_blocks
+
+    text = decode_text(read("fake-text-utf-16.txt"))
+    assert plain_blocks(text) == elements_to_blocks(partition_text(text=text, languages=["eng"]))
+    assert parse_document(read("fake-text-utf-16.txt"), "a.txt", settings).blocks == plain_blocks(text)
+
+
 def test_undecidable_encoding_says_so(settings):
     data = bytes(b ^ 0xA5 for b in read("fake-html-cp1252.html")) * 3  # no text encoding fits
     with pytest.raises(ParseError) as caught:

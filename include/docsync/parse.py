@@ -249,10 +249,10 @@ def _partition(data: bytes, path: str, mime: str, as_type: str | None = None) ->
     content_type = as_type if as_type in OOXML.values() or as_type == "text/markdown" else "text/plain"
     try:
         if content_type == "text/plain":
-            text = decode_text(data, path)
-            from unstructured.partition.text import partition_text
+            from docsync.parsers.text import plain_blocks
 
-            elements = partition_text(text=text, languages=["eng"])
+            blocks = plain_blocks(decode_text(data, path))  # partition_text's blocks, without its per-paragraph NLP
+            return ParsedDocument(mime=mime, blocks=blocks, pages=1 if blocks else 0)
         else:
             elements = partition(file=io.BytesIO(data), content_type=content_type, strategy="fast", languages=["eng"])
     except TimeoutError:  # the document deadline (pipeline.deadline), not a broken file

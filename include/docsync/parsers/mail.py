@@ -62,11 +62,9 @@ def _header_block(pairs: list[tuple[str, str]]) -> Block | None:
 
 def _body_blocks(plain: str | None, html: str | None, path: str) -> list[Block]:
     if plain and plain.strip():
-        from unstructured.partition.text import partition_text
+        from docsync.parsers.text import plain_blocks
 
-        from docsync.parse import elements_to_blocks
-
-        return elements_to_blocks(partition_text(text=plain, languages=["eng"]))
+        return plain_blocks(plain)  # partition_text's blocks, without its per-paragraph NLP
     if html and html.strip():
         from docsync.parsers.markup import html_blocks
 

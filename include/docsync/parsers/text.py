@@ -90,6 +90,39 @@ def looks_like_text(data: bytes) -> bool:
     return printable >= 0.95 * max(len(sample), 1)
 
 
+def plain_blocks(text: str) -> list[Block]:
+    """Plain text as unstructured's ``partition_text`` reads it (issue 14 item 3): paragraphs
+    split the same way, but the costly per-paragraph classification (spaCy sentence
+    tokenisation and POS tagging, minutes on a 1,000-page book) runs only for paragraphs it can
+    change: docsync keeps a paragraph's text and whether it is a title, and unstructured never
+    makes a title of more than ``UNSTRUCTURED_TITLE_MAX_WORD_LENGTH`` (12) space-separated
+    words. Longer ones are text, with bullets cleaned as unstructured cleans a list item.
+    The same blocks as ``partition_text`` (tests/test_parsers.py compares them)."""
+    import os
+
+    from unstructured.cleaners.core import auto_paragraph_grouper, clean_bullets
+    from unstructured.partition.text import _is_empty_bullet, _split_by_paragraph, element_from_text
+    from unstructured.partition.text_type import is_bulleted_text
+
+    from docsync.parse import elements_to_blocks
+
+    if not text.strip():
+        return []
+    max_title_words = int(os.environ.get("UNSTRUCTURED_TITLE_MAX_WORD_LENGTH", 12))
+    blocks: list[Block] = []
+    for paragraph in _split_by_paragraph(auto_paragraph_grouper(text)):
+        paragraph = paragraph.strip()
+        if not paragraph or _is_empty_bullet(paragraph):
+            continue
+        if len(paragraph.split(" ")) <= max_title_words:  # could be a title: unstructured decides
+            blocks += elements_to_blocks([element_from_text(paragraph)])
+            continue
+        paragraph = clean_bullets(paragraph).strip() if is_bulleted_text(paragraph) else paragraph
+        if paragraph:
+            blocks.append(Block(paragraph))
+    return blocks
+
+
 def parse_ndjson(data: bytes, path: str, mime: str) -> ParsedDocument:
     """NDJSON / JSON Lines: one block per record, its fields as ``key: value`` lines (a line
     that is not JSON is kept as it is)."""
