@@ -25,7 +25,8 @@ def run_child(args: list[str], python: str = sys.executable, env: dict | None = 
     """Run ``python args...`` and return its BENCH-RESULT plus its own peak RSS and CPU time."""
     log = log or WORK / "logs" / f"{int(time.time() * 1000)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = os.environ | child.OFFLINE_ENV | {"PYTHONPATH": str(REPO)} | (env or {})
+    # This checkout's docsync first (a worktree's, not the one the venv has installed editable).
+    full_env = os.environ | child.OFFLINE_ENV | {"PYTHONPATH": f"{REPO / 'include'}{os.pathsep}{REPO}"} | (env or {})
     started = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen([python, *args], stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=REPO)

@@ -47,3 +47,15 @@ def test_int8_vectors_are_close_to_fp32(monkeypatch):
     # Batched and padded with longer texts, a text gets the vector it gets alone.
     alone = np.array(embed.embed_texts(SENTENCES[-1:]))
     assert np.allclose(alone[0], int8[-1], atol=1e-4)
+
+
+def test_the_export_is_keyed_by_weights_and_config_and_reused(tmp_path, monkeypatch):
+    from tests.test_fingerprint import variant_model
+
+    base = embed.onnx_export_path()
+    assert (base / "model_int8.onnx").is_file()  # exported by `make setup` (or a first use before)
+    assert embed.export_onnx() == base / "model_int8.onnx"  # reused, not exported again
+    monkeypatch.setenv("DOCSYNC_EMBED_MODEL", str(variant_model(tmp_path)))  # same weights, other window
+    assert embed.onnx_export_path() == base
+    monkeypatch.setenv("DOCSYNC_EMBED_ONNX_DIR", str(tmp_path / "elsewhere"))
+    assert embed.onnx_export_path().parent == tmp_path / "elsewhere"

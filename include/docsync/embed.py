@@ -131,8 +131,7 @@ def onnx_export_path() -> Path:
     """Where the configured model's int8 export is (or will be) under DOCSYNC_EMBED_ONNX_DIR."""
     from docsync.embed_onnx import export_dir
 
-    identity, directory = _resolve(embed_model_spec())
-    return export_dir(embed_onnx_dir(), identity, _describe(directory)[2])
+    return export_dir(embed_onnx_dir(), model_path())
 
 
 def export_onnx() -> Path:

@@ -13,6 +13,7 @@ or at first use, under a file lock, into ``DOCSYNC_EMBED_ONNX_DIR``. Nothing is 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -33,10 +34,21 @@ def versions() -> str:
     return f"torch {importlib.metadata.version('torch')}, onnxruntime {importlib.metadata.version('onnxruntime')}"
 
 
-def export_dir(root: Path, identity: str, revision: str) -> Path:
-    """Where the int8 export of a model revision lives (a new revision or version: a new one)."""
-    tag = "".join(c if c.isalnum() else "-" for c in f"{identity}-{revision}-{versions()}")
-    return root / tag
+def export_dir(root: Path, model_dir: Path) -> Path:
+    """Where the int8 export of a model's transformer lives: keyed by what the export reads (its
+    config and weights: names, sizes, first and last MiB) and the exporter's versions. Settings
+    applied outside the graph (the token window, pooling) share one export."""
+    files = hashlib.sha256(versions().encode())
+    for path in sorted(model_dir.iterdir()):
+        if path.name == "config.json" or path.suffix in (".safetensors", ".bin"):
+            size = path.stat().st_size
+            files.update(f"{path.name}\0{size}\0".encode())
+            with path.open("rb") as handle:
+                files.update(handle.read(2**20))
+                if size > 2**21:
+                    handle.seek(-(2**20), 2)
+                    files.update(handle.read())
+    return root / f"{model_dir.name}-{files.hexdigest()[:16]}"
 
 
 def _pooling(directory: Path) -> tuple[str, bool]:
