@@ -48,7 +48,7 @@ def export_dir(root: Path, model_dir: Path) -> Path:
                 if size > 2**21:
                     handle.seek(-(2**20), 2)
                     files.update(handle.read())
-    return root / f"{model_dir.name}-{files.hexdigest()[:16]}"
+    return root / f"transformer-{files.hexdigest()[:16]}"
 
 
 def _pooling(directory: Path) -> tuple[str, bool]:
