@@ -26,11 +26,16 @@ def presidio_transform():
 
     class PresidioAnonymize(TransformComponent):
         def __call__(self, nodes, **kwargs):
+            # New nodes, the inputs untouched: the pipeline stores the *input* documents' hashes in
+            # its docstore afterwards; changed in place, they would never match on the next run.
+            out = []
             for node in nodes:
                 text = node.get_content()
                 found = analyzer.analyze(text=text, language="en", entities=PII_ENTITIES)
-                node.set_content(anonymizer.anonymize(text=text, analyzer_results=found).text)
-            return nodes
+                copy = node.model_copy(deep=True)
+                copy.set_content(anonymizer.anonymize(text=text, analyzer_results=found).text)
+                out.append(copy)
+            return out
 
     return PresidioAnonymize()
 
