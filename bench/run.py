@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="incremental/scale: cProfile the no-change re-sync")
     parser.add_argument("--e2e-docs", type=int, default=200, help="stages: mixed corpus size (default 200)")
     parser.add_argument("--peer-docs", type=int, default=1000, help="peers: share size (default 1000)")
+    parser.add_argument("--peer-anonymize", action="store_true",
+                        help="peers: the peers anonymize with Presidio too (issue 15 item 4)")
+    parser.add_argument("--peer-parallel", action="store_true",
+                        help="peers: run docsync and the peers at the same time (same load on a shared machine)")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000],
                         help="scale: comma-separated share sizes (default 1000,10000)")
     parser.add_argument("--replicate-from", type=int, default=1000, metavar="N",

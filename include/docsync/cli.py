@@ -228,6 +228,14 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Export the configured model to int8 ONNX, offline, from its local files (`make setup`)."""
+    from docsync.embed import export_onnx
+
+    _print({"onnx_model": str(export_onnx())}, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docsync", description=__doc__)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -310,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", help="write the expected outcomes as JSON here")
     p.add_argument("--eval-set", help="write the demo corpus' labelled evaluation set (JSONL) here")
     p.set_defaults(func=cmd_demo_corpus)
+
+    p = sub.add_parser("export-onnx", help="export the embedding model to int8 ONNX (DOCSYNC_EMBED_ONNX_DIR), offline")
+    p.set_defaults(func=cmd_export_onnx)
     return parser
 
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from docsync import memory_budget
-from docsync.config import apply_offline_env, embed_model_spec
+from docsync.config import apply_offline_env, embed_backend, embed_model_spec, embed_onnx_dir
 
 apply_offline_env()
 
@@ -26,7 +26,11 @@ _LOAD_LOCK = threading.Lock()  # the embedding thread and the chunker may ask at
 
 
 def get_model():
+    """The configured model on the configured backend (DOCSYNC_EMBED_BACKEND): a
+    SentenceTransformer, or a docsync.embed_onnx.OnnxEncoder with the same ``encode``."""
     with _LOAD_LOCK:
+        if embed_backend() == "onnx-int8":
+            return _load_onnx(model_path())
         return _load_model(model_path())
 
 
@@ -105,7 +109,12 @@ def model_identity() -> dict:
     """What identifies the configured model's vectors (the embedding fingerprint's fields)."""
     identity, directory = _resolve(embed_model_spec())
     size, window, revision = _describe(directory)
-    return {"model": identity, "revision": revision, "dimension": size, "max_tokens": window}
+    found = {"model": identity, "revision": revision, "dimension": size, "max_tokens": window}
+    if embed_backend() != "torch":  # the torch backend's fingerprint is the one collections recorded before
+        from docsync.embed_onnx import versions
+
+        found |= {"backend": embed_backend(), "exported_with": versions()}
+    return found
 
 
 @lru_cache(maxsize=4)
@@ -116,6 +125,27 @@ def _load_model(directory: Path | None = None):
     model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
     model.max_seq_length = _describe(directory)[1]
     return model
+
+
+def onnx_export_path() -> Path:
+    """Where the configured model's int8 export is (or will be) under DOCSYNC_EMBED_ONNX_DIR."""
+    from docsync.embed_onnx import export_dir
+
+    return export_dir(embed_onnx_dir(), model_path())
+
+
+def export_onnx() -> Path:
+    """Export the configured model to int8 ONNX (from its local files) unless done already."""
+    from docsync.embed_onnx import export
+
+    return export(model_path(), onnx_export_path())
+
+
+@lru_cache(maxsize=4)
+def _load_onnx(directory: Path):
+    from docsync.embed_onnx import OnnxEncoder
+
+    return OnnxEncoder(directory, export_onnx(), _describe(directory)[1])
 
 
 _TOKENIZERS = threading.local()
@@ -179,7 +209,7 @@ def _allocation_failure(exc: BaseException) -> bool:
 class BackgroundEmbedder:
     """Embeds texts on one background thread while the caller goes on preparing documents.
 
-    torch releases the GIL while it computes, so OCR waits and parsing/PII on the calling
+    torch and ONNX Runtime release the GIL while they compute, so OCR waits and parsing/PII on the calling
     thread overlap with embedding instead of running after it. ``add`` returns the position
     of each text's vector in ``vectors()``.
     """

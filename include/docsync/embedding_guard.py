@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 def _describe(fingerprint: dict | None) -> str:
     if not fingerprint:
         return "an unrecorded model"
-    return f"{fingerprint['model']} (revision {fingerprint['revision']}, {fingerprint['dimension']} dimensions)"
+    backend = f", {fingerprint['backend']} backend" if fingerprint.get("backend") else ""
+    return f"{fingerprint['model']} (revision {fingerprint['revision']}, {fingerprint['dimension']} dimensions{backend})"
 
 
 def message(engine: Engine, collection: str, recorded: str, embedding: dict, source: str) -> str:
@@ -35,7 +36,8 @@ def message(engine: Engine, collection: str, recorded: str, embedding: dict, sou
         f"{_describe(embedding)}, but collection {collection} holds vectors of {_describe(old)}. Vectors of two "
         "models never share a collection, so this sync wrote no points (deletions and ACL-only changes were "
         f"applied). Run `docsync reindex --source {source}` to build a collection version with the new model and "
-        "switch the alias to it (searches keep using the old version meanwhile), or set DOCSYNC_EMBED_MODEL back."
+        "switch the alias to it (searches keep using the old version meanwhile), or set DOCSYNC_EMBED_MODEL "
+        "(and DOCSYNC_EMBED_BACKEND) back."
     )
 
 
