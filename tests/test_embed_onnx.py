@@ -29,7 +29,7 @@ def test_backend_setting_selects_the_encoder_and_changes_the_embedding_fingerpri
     assert isinstance(embed.get_model(), OnnxEncoder)
     assert embed.get_model().tokenizer is not embed.get_tokenizer()  # the counting tokenizer stays separate
     monkeypatch.setenv("DOCSYNC_EMBED_BACKEND", "")
-    assert fingerprint.embedding_fingerprint() == int8  # the default
+    assert fingerprint.embedding_fingerprint() == fp32  # the default: torch (switching re-embeds)
     monkeypatch.setenv("DOCSYNC_EMBED_BACKEND", "tensorrt")
     with pytest.raises(ValueError, match="DOCSYNC_EMBED_BACKEND must be"):
         fingerprint.embedding_fingerprint()

