@@ -13,6 +13,7 @@ from docsync import pii
 from docsync.config import load_settings
 from docsync.parse import parse_document
 from docsync.pii_structure import camel_case, code_like, document_context, heading_clause, place_like
+from tests.test_pii_context import clean
 
 DATA = Path(__file__).parent / "data"
 
@@ -24,8 +25,6 @@ def settings(tmp_path_factory):
     return load_settings().replace(home=home, qdrant_path=home / "qdrant")
 
 
-def clean(text: str, settings) -> str:
-    return pii.anonymize(text, settings)[0]
 
 
 @pytest.mark.parametrize(

@@ -85,14 +85,20 @@ def _describe(directory: Path) -> tuple[int, int, str]:
     window = _json(directory / "sentence_bert_config.json").get("max_seq_length") or MODEL_MAX_TOKENS
     files = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != "README.md"):
-        size = path.stat().st_size
-        files.update(f"{path.relative_to(directory)}\0{size}\0".encode())
-        with path.open("rb") as handle:
-            files.update(handle.read(2**20))
-            if size > 2**21:
-                handle.seek(-(2**20), 2)
-                files.update(handle.read())
+        hash_file_sample(files, path, str(path.relative_to(directory)))
     return int(dimension), int(window), files.hexdigest()[:16]
+
+
+def hash_file_sample(digest, path: Path, name: str) -> None:
+    """Feed ``digest`` a file's name, size, first MiB and last MiB: enough to tell model files
+    apart (a changed weight file changes its size or its ends) without reading gigabytes."""
+    size = path.stat().st_size
+    digest.update(f"{name}\0{size}\0".encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(2**20))
+        if size > 2**21:
+            handle.seek(-(2**20), 2)
+            digest.update(handle.read())
 
 
 def dimension() -> int:

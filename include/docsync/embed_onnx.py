@@ -38,16 +38,12 @@ def export_dir(root: Path, model_dir: Path) -> Path:
     """Where the int8 export of a model's transformer lives: keyed by what the export reads (its
     config and weights: names, sizes, first and last MiB) and the exporter's versions. Settings
     applied outside the graph (the token window, pooling) share one export."""
+    from docsync.embed import hash_file_sample  # here: docsync.embed imports this module on use
+
     files = hashlib.sha256(versions().encode())
     for path in sorted(model_dir.iterdir()):
         if path.name == "config.json" or path.suffix in (".safetensors", ".bin"):
-            size = path.stat().st_size
-            files.update(f"{path.name}\0{size}\0".encode())
-            with path.open("rb") as handle:
-                files.update(handle.read(2**20))
-                if size > 2**21:
-                    handle.seek(-(2**20), 2)
-                    files.update(handle.read())
+            hash_file_sample(files, path, path.name)
     return root / f"transformer-{files.hexdigest()[:16]}"
 
 
