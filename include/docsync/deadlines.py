@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+class DeadlinePassed(BaseException):
+    """What the alarm raises inside the work. Not an ``Exception``: libraries catch those broadly
+    (unstructured skips a PDF page's text on any ``Exception``, import machinery swallows them),
+    which turned the deadline into "one page skipped per second" instead of a stop. The
+    :func:`deadline` block turns it into :class:`DocumentTimeout` (``__cause__`` kept: it
+    shows the work was interrupted, not merely late)."""
+
+
 @contextlib.contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Raise :class:`DocumentTimeout` in this block after ``seconds`` (SIGALRM: main thread only)."""
@@ -32,14 +40,17 @@ def deadline(seconds: float) -> Iterator[None]:
     def _raise(_signum: int, _frame: object) -> None:
         nonlocal fired
         fired = True
-        raise DocumentTimeout(f"processing took longer than {seconds:g} s")
+        raise DeadlinePassed(f"processing took longer than {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, _raise)
-    # Re-fires every second after the deadline: a library that swallows one exception
-    # (a broad `except Exception` around an import, say) does not swallow them all.
+    # Re-fires every second after the deadline: code that swallows even a BaseException
+    # (a bare `except:`) does not swallow them all.
     signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
+    except DeadlinePassed as exc:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # first: no second alarm while this one is handled
+        raise DocumentTimeout(str(exc)) from exc
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -7,6 +7,7 @@ any encoding). Containers (e-mail, ZIP) also return their parts as :class:`Child
 from __future__ import annotations
 
 import io
+import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING
 from docsync import memory_budget
 from docsync.config import Settings, apply_offline_env
 from docsync.errors import DocumentError, Failure, Stage
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -181,16 +184,55 @@ def check_zip_bomb(data: bytes, path: str) -> None:
         )
 
 
-def warm_parsers() -> None:
-    """Load, outside any document deadline, what unstructured loads lazily on the first
-    narrative text it meets: its imports and its spaCy sentence model. An alarm that lands
-    inside an import or a model load is swallowed by the libraries' own ``except`` clauses,
-    so a first document would run past its limit (and a half-done import could stay broken).
-    Cheap after the first call in a process."""
-    import unstructured.partition.auto  # noqa: F401  (its imports are most of parsing's first call)
+def warm_parsers(settings: Settings) -> None:
+    """Load, outside any document deadline, what parsing loads lazily on its first document:
+    unstructured's per-format partitioners (the PDF one alone pulls in ~1,400 modules), the
+    functions numba compiles on first call, and unstructured's spaCy sentence model. An alarm
+    that lands inside an import or a model load is swallowed by the libraries' own ``except``
+    clauses, so a first document would run past its limit (and a half-done import could stay
+    broken). About a second after the imports; nothing on later calls in the process."""
+    global _WARM
+    if _WARM:
+        return
+    import importlib
+
     from unstructured.nlp.tokenize import sent_tokenize
 
-    sent_tokenize("Warm up the sentence model. It loads once per process.")
+    try:
+        for module in ("unstructured.partition.auto", "unstructured.partition.pdf", "unstructured.partition.docx",
+                       "unstructured.partition.html", "pikepdf", "pypdfium2"):
+            importlib.import_module(module)
+        parse_document(_warm_up_pdf(), "warm-up.pdf", settings)
+        sent_tokenize("Warm up the sentence model. It loads once per process.")
+    except Exception:  # a warm-up never fails a batch: the documents will say what is wrong
+        log.warning("warming up the parsers failed; the first documents load what they need", exc_info=True)
+    _WARM = True
+
+
+_WARM = False
+
+
+def _warm_up_pdf() -> bytes:
+    """A one-page PDF with one line of text, written by hand (no PDF library needed)."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        None,  # the content stream, below
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    text = b"BT /F1 12 Tf 72 720 Td (The quarterly report was approved by the board.) Tj ET"
+    objects[3] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text)
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 def parse_document(data: bytes, path: str, settings: Settings) -> ParsedDocument:

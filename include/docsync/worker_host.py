@@ -70,7 +70,7 @@ def warm(settings: Settings) -> None:
     from docsync.parse import warm_parsers
     from docsync.steps import process  # noqa: F401
 
-    warm_parsers()
+    warm_parsers(settings)
     pii.anonymize_many([WARM_TEXT], settings)
     pii.rescan(WARM_TEXT)
     get_tokenizer()
