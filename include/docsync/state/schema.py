@@ -44,6 +44,9 @@ documents = sa.Table(
     # listed document it came from; "" for a listed document. Deleted, re-processed and
     # access-updated with its parent (ARCHITECTURE.md, "Containers").
     sa.Column("parent_id", sa.String(64), nullable=False, default="", server_default="", index=True),
+    # The last walk of the source that listed it (docsync.state.scan_store): deletions are the
+    # documents a completed walk did not see.
+    sa.Column("seen_scan", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.UniqueConstraint("source", "path_hash", name="uq_docsync_documents_source_path_hash"),
 )
 
@@ -116,6 +119,7 @@ pending = sa.Table(
     sa.Column("doc_id", sa.String(64), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),  # content (process in full) | revocation (acl, delete)
     sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("scan", sa.Integer, nullable=False, default=0, server_default="0"),  # the walk that last found it
 )
 
 quarantine = sa.Table(
@@ -185,7 +189,7 @@ def get_engine(url: str) -> Engine:
 
     # Stores that own their tables register them on `metadata` when imported; create_all adds a
     # missing table to an existing store too (that is the migration of a new table).
-    from docsync.state import directory_store  # noqa: F401
+    from docsync.state import directory_store, scan_store  # noqa: F401
 
     metadata.create_all(engine)
     _migrate(engine)
@@ -229,6 +233,10 @@ def _migrate(engine: Engine) -> None:
             conn.execute(sa.text(
                 "CREATE INDEX IF NOT EXISTS ix_docsync_documents_parent_id ON docsync_documents (parent_id)"
             ))
+        if "seen_scan" not in columns:
+            conn.execute(sa.text("ALTER TABLE docsync_documents ADD COLUMN seen_scan INTEGER NOT NULL DEFAULT 0"))
+        if "scan" not in {c["name"] for c in sa.inspect(conn).get_columns("docsync_pending")}:
+            conn.execute(sa.text("ALTER TABLE docsync_pending ADD COLUMN scan INTEGER NOT NULL DEFAULT 0"))
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text(
                 "ALTER TABLE docsync_documents DROP CONSTRAINT IF EXISTS uq_docsync_documents_source_path"

@@ -1,0 +1,77 @@
+"""Staging of a streamed plan's work: batches are cut and written while the walk goes on, and
+each is handed on at once (``on_batch``), so processing can start long before the walk ends.
+
+Memory stays bounded: work waits in a window of a few batches (cut by estimated work, as
+:func:`docsync.steps.plan.work_batches` does for a whole plan), new entries that may turn out
+to be moves wait in a spill file on disk, not in a list."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import TYPE_CHECKING
+
+from docsync import records
+from docsync.records import Batch, WorkItem
+from docsync.sources import SourceEntry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from docsync.context import RunContext
+
+# Windows grow 1, 2, 4 ... up to this many batches: the first batch is staged as soon as one
+# batch's worth of work is found (time to first batch), later ones are balanced over more work.
+MAX_WINDOW_BATCHES = 16
+
+
+class Stager:
+    """Collects work items, writes batches as windows fill; ``refs`` are the batches written."""
+
+    def __init__(self, ctx: RunContext, root: str, batch_size: int,
+                 on_batch: Callable[[str], None] | None = None) -> None:
+        self.ctx, self.root, self.batch_size, self.on_batch = ctx, root, batch_size, on_batch
+        self.refs: list[str] = []  # references only (~100 bytes each)
+        self._window: list[WorkItem] = []
+        self._window_batches = 1
+
+    def add(self, item: WorkItem) -> None:
+        self._window.append(item)
+        if len(self._window) >= self._window_batches * self.batch_size:
+            self.flush()
+            self._window_batches = min(self._window_batches * 2, MAX_WINDOW_BATCHES)
+
+    def flush(self) -> None:
+        from docsync.steps.plan import work_batches
+
+        window, self._window = self._window, []
+        for items in work_batches(window, self.batch_size):
+            number = len(self.refs)
+            ref = records.write(self.ctx.files.batch(number),
+                                Batch(self.ctx.run_id, self.ctx.source_name, self.root, number, items))
+            self.refs.append(ref)
+            if self.on_batch is not None:
+                self.on_batch(ref)
+
+
+class Spill:
+    """Source entries kept on local disk until the walk ends (new paths that may be moves)."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", prefix="docsync-spill-")
+        self.count = 0
+
+    def add(self, entry: SourceEntry) -> None:
+        self._file.write(json.dumps([entry.path, entry.size, entry.mtime_ns, entry.acl_fingerprint,
+                                     entry.version_tag]) + "\n")
+        self.count += 1
+
+    def __iter__(self) -> Iterator[SourceEntry]:
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            path, size, mtime_ns, acl, tag = json.loads(line)
+            yield SourceEntry(path, size, mtime_ns, acl, tag)
+
+    def close(self) -> None:
+        self._file.close()
