@@ -14,6 +14,7 @@ The generated files live under the bench work directory and are deleted afterwar
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.common import REPO, WORK, ChildFailed, report, run_child, table
+from bench.common import REPO, RESULTS, WORK, ChildFailed, report, run_child, table
 from bench.stream_child import content
 
 if TYPE_CHECKING:
@@ -128,6 +129,9 @@ def main(args: argparse.Namespace) -> None:
             server.stop()
             shutil.rmtree(work / "samba", ignore_errors=True)
         data["smb"] = smb
+    previous = RESULTS / "stream.json"  # a run of one part keeps the other's last figures
+    if previous.exists():
+        data = json.loads(previous.read_text()) | data
     render(data)
 
 

@@ -1,4 +1,4 @@
-"""Staging of a streamed plan's work: batches are cut and written while the walk goes on, and
+"""Staging of a streamed plan's work (and the set of paths its walk listed): batches are cut and written while the walk goes on, and
 each is handed on at once (``on_batch``), so processing can start long before the walk ends.
 
 Memory stays bounded: work waits in a window of a few batches (cut by estimated work, as
@@ -8,7 +8,9 @@ to be moves wait in a spill file on disk, not in a list."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docsync import records
@@ -75,3 +77,42 @@ class Spill:
 
     def close(self) -> None:
         self._file.close()
+
+
+class SeenSet:
+    """The paths a walk listed, in a temporary SQLite file on local disk: bounded memory, no
+    write to the state store per listed document, nothing to keep (a walk that does not
+    complete deletes nothing, whatever it saw). A path is kept as 60 bits of its hash (an
+    integer key: several times cheaper than the hex text); two paths colliding in a share of
+    10^7 would leave one deletion undetected, with a probability of about 10^-4, never delete."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="docsync-seen-")
+        self._db = sqlite3.connect(Path(self._dir.name) / "seen.db", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE seen (h INTEGER PRIMARY KEY)")
+
+    @staticmethod
+    def key(path_hash: str) -> int:
+        return int(path_hash[:15], 16)
+
+    def add(self, hashes: list[str]) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((self.key(h),) for h in hashes))
+        self._db.execute("COMMIT")
+
+    def found(self, hashes: list[str]) -> set[str]:
+        """Those of ``hashes`` (path hashes) that were listed."""
+        keys = {self.key(h): h for h in hashes}
+        ids = list(keys)
+        out: set[str] = set()
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            out |= {keys[k] for (k,) in self._db.execute(
+                f"SELECT h FROM seen WHERE h IN ({','.join('?' * len(part))})", part)}
+        return out
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()

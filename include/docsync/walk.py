@@ -1,7 +1,7 @@
 """The streamed walk of a plan (docsync.steps.plan): the listing is compared with the state
-store a chunk at a time, every listed document is marked seen by the walk's scan, work is
+store a chunk at a time, every listed path goes into the walk's seen set (local disk), work is
 staged as it is found (docsync.batching). Deletions and moves are decided after a walk
-that completed: the documents its scan did not see. Memory holds one chunk, one staging
+that completed: the documents it did not list. Memory holds one chunk, one staging
 window and what is proportional to the changes (updates, deletions), never the whole share."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from docsync import quarantine, state
-from docsync.batching import Spill, Stager
+from docsync.batching import SeenSet, Spill, Stager
 from docsync.principals import canonical_form_tag
 from docsync.records import Delete, Update, UpdateKind, WorkItem, WorkKind
 from docsync.sources import SourceUnavailable
@@ -111,11 +111,14 @@ class Walk:
                                       and not resumed) else None
         room = max_batches * self.settings.sync.batch_size
         tag = canonical_form_tag()
+        seen = SeenSet()
         try:
             listing = (with_canonical_form(e, tag) for e in self.source.list() if _storable(e.path))
             for chunk in chunks(listing, CHUNK):
                 self.seen += len(chunk)
-                rows = state.documents_at(self.engine, self.source.name, [e.path for e in chunk], self.scan_id)
+                hashes = [state.path_hash(e.path) for e in chunk]
+                rows = state.documents_at(self.engine, self.source.name, hashes)
+                seen.add(hashes)
                 new = [e for e in chunk if e.path not in rows]
                 for entry in chunk:
                     if entry.path in rows:
@@ -140,7 +143,7 @@ class Walk:
                     "nothing deleted. Check the mount/share. If the source was emptied on purpose, drop the "
                     f"collection {self.ctx.collection} and the source's rows in docsync_documents by hand."
                 )
-            moved = self._deletions(known, spill)
+            moved = self._deletions(known, spill, seen)
             if spill is not None:
                 self._stage_spill(spill, moved)
             self._note_changes()
@@ -148,6 +151,7 @@ class Walk:
             state.drop_unfound_pending(self.engine, self.source.name, self.scan_id)
             return True
         finally:
+            seen.close()
             if spill is not None:
                 spill.close()
 
@@ -183,16 +187,17 @@ class Walk:
             self._stage_new(chunk)
             self._note_changes()
 
-    def _deletions(self, known: int, spill: Spill | None) -> set[str]:
-        """After a completed walk: documents its scan did not see are deleted, unless a new path
-        has the content of one (a move: no re-embedding). Returns the moved-to paths. The guard
-        runs before anything is deleted (and before loading a mass of unseen rows)."""
+    def _deletions(self, known: int, spill: Spill | None, seen: SeenSet) -> set[str]:
+        """After a completed walk: documents it did not list are deleted, unless a new path has
+        the content of one (a move: no re-embedding). Returns the moved-to paths. The guard runs
+        before anything is deleted (and before loading a mass of unlisted rows)."""
         fraction = self.settings.sync.max_delete_fraction
-        unseen = state.count_unseen(self.engine, self.source.name, self.scan_id) if known else 0
-        if unseen > fraction * known + (spill.count if spill else 0):
-            self._blocked(unseen, known)
-        missing = [row for page in state.unseen_documents(self.engine, self.source.name, self.scan_id)
-                   for row in page] if unseen else []
+        # Exact up to this many (moves may bring it under the guard); ids only, 100 bytes each.
+        limit = max(int(fraction * known) + (spill.count if spill else 0), 100_000)
+        gone = state.unseen_doc_ids(self.engine, self.source.name, seen.found, limit) if known else []
+        if gone is None:
+            self._blocked(f"more than {limit}", known)
+        missing = state.documents_by_id(self.engine, gone) if gone else []
         movable = {(r["content_hash"], r["size"]): r for r in missing if r["status"] == "indexed"}
         sizes = {size for _h, size in movable}
         moved_ids: set[str] = set()
@@ -212,7 +217,7 @@ class Walk:
         self._changes |= {d.doc_id: state.REVOCATION for d in self.deletes}
         return moved_paths
 
-    def _blocked(self, deletes: int, known: int) -> None:
+    def _blocked(self, deletes: int | str, known: int) -> None:
         raise MassDeletionBlocked(
             f"{self.source.describe()}: {deletes} of {known} known documents would be deleted "
             f"(limit {self.settings.sync.max_delete_fraction:.0%}, DOCSYNC_MAX_DELETE_FRACTION). Nothing was deleted; "

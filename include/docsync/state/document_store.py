@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from docsync.state.scan_store import latest_scan
 from docsync.state.schema import (
     chunks,
     documents,
@@ -77,8 +76,6 @@ def chunk_ids(engine: Engine, doc_ids: Iterable[str]) -> dict[str, set[str]]:
 def save_document(conn: sa.Connection, row: dict, chunk_rows: list[dict] | None) -> None:
     """Insert or replace a document row and (when given) its full chunk list."""
     row = row | {"path_hash": key_of(row)}
-    if "seen_scan" not in row:  # written for a plan of the newest walk: seen by it (never its deletion)
-        row["seen_scan"] = latest_scan(conn, row["source"])
     conn.execute(sa.delete(documents).where(documents.c.doc_id == row["doc_id"]))
     # A document moved onto the path of a deleted one: the old row (and its chunks) go first.
     replaced = [

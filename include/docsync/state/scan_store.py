@@ -1,9 +1,9 @@
-"""Walks of a source (scans) and the seen-marks they leave, so a plan can stream the listing:
-it compares the listing with the state store a chunk at a time (never the whole share in
-memory) and finds deletions afterwards as the documents a *completed* scan did not see.
+"""Walks of a source (scans) and the queries a streamed plan needs: it compares the listing
+with the state store a chunk at a time (never the whole share in memory) and finds deletions
+after a *completed* walk as the documents it did not list (docsync.walk).
 
-A scan that does not complete (a crash, a sliced initial load) stays open; the next plan
-resumes it under the same id (seen-marks kept), so an interrupted walk never deletes anything.
+A scan that does not complete (a crash, a lost share, a sliced initial load) stays open and
+deletes nothing; the next plan resumes it (same id, one more attempt) and walks again.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from docsync.state.schema import documents, metadata, path_hash, pending, utcnow
+from docsync.state.schema import documents, metadata, pending, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable
     from datetime import datetime
 
     from sqlalchemy.engine import Engine
@@ -55,12 +55,6 @@ def complete_scan(engine: Engine, source: str, scan_id: int) -> None:
                      .values(completed_at=utcnow()))
 
 
-def latest_scan(conn: sa.Connection, source: str) -> int:
-    """The source's newest scan id (0: never walked): what a document row written now counts
-    as seen by (it was planned by that scan, or by an earlier, completed one)."""
-    return conn.execute(sa.select(sa.func.max(scans.c.scan_id)).where(scans.c.source == source)).scalar() or 0
-
-
 def completed_scans(engine: Engine, source: str) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(scans).where(
@@ -73,19 +67,16 @@ def scan_history(engine: Engine, source: str) -> list[dict]:
                                               .order_by(scans.c.scan_id)).mappings()]
 
 
-def documents_at(engine: Engine, source: str, paths: Iterable[str], scan_id: int) -> dict[str, dict]:
-    """The listed documents (not parts) at these paths, keyed by path; they are marked seen by
-    ``scan_id`` in the same transaction."""
-    keys = {path_hash(p): p for p in paths}
+def documents_at(engine: Engine, source: str, hashes: list[str]) -> dict[str, dict]:
+    """The listed documents (not parts) at these paths (given by :func:`path_hash`), keyed by
+    path (a read, no write)."""
     out: dict[str, dict] = {}
-    hashes = list(keys)
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         for start in range(0, len(hashes), _IN):
-            part = hashes[start:start + _IN]
-            where = (documents.c.source == source, documents.c.path_hash.in_(part), documents.c.parent_id == "")
-            rows = conn.execute(sa.select(documents).where(*where)).mappings()
+            rows = conn.execute(sa.select(documents).where(
+                documents.c.source == source, documents.c.path_hash.in_(hashes[start:start + _IN]),
+                documents.c.parent_id == "")).mappings()
             out |= {r["path"]: dict(r) for r in rows}
-            conn.execute(sa.update(documents).where(*where).values(seen_scan=scan_id))
     return out
 
 
@@ -95,28 +86,33 @@ def count_documents(engine: Engine, source: str) -> int:
             documents.c.source == source, documents.c.parent_id == "")).scalar() or 0
 
 
-def _unseen(source: str, scan_id: int) -> tuple:
-    return (documents.c.source == source, documents.c.parent_id == "",
-            sa.func.coalesce(documents.c.seen_scan, 0) != scan_id)
-
-
-def count_unseen(engine: Engine, source: str, scan_id: int) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(documents).where(*_unseen(source, scan_id))).scalar() or 0
-
-
-def unseen_documents(engine: Engine, source: str, scan_id: int, batch: int = 1000) -> Iterator[list[dict]]:
-    """The listed documents ``scan_id`` did not see, in pages (doc id order): after a completed
-    walk, the deleted ones."""
-    after = ""
+def unseen_doc_ids(engine: Engine, source: str, found: Callable[[list[str]], set[str]], limit: int,
+                   page: int = 5000) -> list[str] | None:
+    """The listed documents of a source whose path hash ``found`` does not report (after a
+    completed walk: the deleted ones), read in pages of ids and hashes; None as soon as there
+    are more than ``limit`` (the mass-deletion guard then needs no more)."""
+    after, out = "", []
     while True:
         with engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(
-                sa.select(documents).where(*_unseen(source, scan_id), documents.c.doc_id > after).order_by(documents.c.doc_id).limit(batch)).mappings()]
+            rows = conn.execute(sa.select(documents.c.doc_id, documents.c.path_hash).where(
+                documents.c.source == source, documents.c.parent_id == "", documents.c.doc_id > after,
+            ).order_by(documents.c.doc_id).limit(page)).all()
         if not rows:
-            return
-        yield rows
-        after = rows[-1]["doc_id"]
+            return out
+        seen = found([r.path_hash for r in rows])
+        out += [r.doc_id for r in rows if r.path_hash not in seen]
+        if len(out) > limit:
+            return None
+        after = rows[-1].doc_id
+
+
+def documents_by_id(engine: Engine, doc_ids: list[str]) -> list[dict]:
+    out: list[dict] = []
+    with engine.connect() as conn:
+        for start in range(0, len(doc_ids), _IN):
+            out += [dict(r) for r in conn.execute(sa.select(documents).where(
+                documents.c.doc_id.in_(doc_ids[start:start + _IN]))).mappings()]
+    return out
 
 
 def existing_doc_ids(engine: Engine, doc_ids: Iterable[str]) -> set[str]:

@@ -44,9 +44,6 @@ documents = sa.Table(
     # listed document it came from; "" for a listed document. Deleted, re-processed and
     # access-updated with its parent (ARCHITECTURE.md, "Containers").
     sa.Column("parent_id", sa.String(64), nullable=False, default="", server_default="", index=True),
-    # The last walk of the source that listed it (docsync.state.scan_store): deletions are the
-    # documents a completed walk did not see.
-    sa.Column("seen_scan", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.UniqueConstraint("source", "path_hash", name="uq_docsync_documents_source_path_hash"),
 )
 
@@ -233,8 +230,6 @@ def _migrate(engine: Engine) -> None:
             conn.execute(sa.text(
                 "CREATE INDEX IF NOT EXISTS ix_docsync_documents_parent_id ON docsync_documents (parent_id)"
             ))
-        if "seen_scan" not in columns:
-            conn.execute(sa.text("ALTER TABLE docsync_documents ADD COLUMN seen_scan INTEGER NOT NULL DEFAULT 0"))
         if "scan" not in {c["name"] for c in sa.inspect(conn).get_columns("docsync_pending")}:
             conn.execute(sa.text("ALTER TABLE docsync_pending ADD COLUMN scan INTEGER NOT NULL DEFAULT 0"))
         if engine.dialect.name == "postgresql":
