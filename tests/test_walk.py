@@ -160,6 +160,6 @@ def _peak_plan_bytes(settings, n: int, run: str) -> int:
 def test_plan_memory_does_not_grow_with_the_listing(settings, source):
     """A no-change plan of 4x the documents peaks at about the same Python memory: one chunk
     of the listing and of the state store at a time (the whole listing was held before)."""
-    small = _peak_plan_bytes(settings, 2000, "small")
-    large = _peak_plan_bytes(settings, 8000, "large")
+    small = _peak_plan_bytes(settings, 1500, "small")
+    large = _peak_plan_bytes(settings, 6000, "large")
     assert large < 1.5 * small, (small, large)
