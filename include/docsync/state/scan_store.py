@@ -73,10 +73,11 @@ def documents_at(engine: Engine, source: str, hashes: list[str]) -> dict[str, di
     out: dict[str, dict] = {}
     with engine.connect() as conn:
         for start in range(0, len(hashes), _IN):
+            # No `parent_id == ""` in SQL: SQLite then picks the parent_id index (every listed
+            # document matches) and reads the whole table per chunk instead of the unique index.
             rows = conn.execute(sa.select(documents).where(
-                documents.c.source == source, documents.c.path_hash.in_(hashes[start:start + _IN]),
-                documents.c.parent_id == "")).mappings()
-            out |= {r["path"]: dict(r) for r in rows}
+                documents.c.source == source, documents.c.path_hash.in_(hashes[start:start + _IN]))).mappings()
+            out |= {r["path"]: dict(r) for r in rows if not r["parent_id"]}
     return out
 
 
@@ -94,13 +95,13 @@ def unseen_doc_ids(engine: Engine, source: str, found: Callable[[list[str]], set
     after, out = "", []
     while True:
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(documents.c.doc_id, documents.c.path_hash).where(
-                documents.c.source == source, documents.c.parent_id == "", documents.c.doc_id > after,
+            rows = conn.execute(sa.select(documents.c.doc_id, documents.c.path_hash, documents.c.parent_id).where(
+                documents.c.source == source, documents.c.doc_id > after,  # by the primary key (see documents_at)
             ).order_by(documents.c.doc_id).limit(page)).all()
         if not rows:
             return out
         seen = found([r.path_hash for r in rows])
-        out += [r.doc_id for r in rows if r.path_hash not in seen]
+        out += [r.doc_id for r in rows if r.path_hash not in seen and not r.parent_id]
         if len(out) > limit:
             return None
         after = rows[-1].doc_id
