@@ -88,20 +88,23 @@ def count_documents(engine: Engine, source: str) -> int:
 
 
 def unseen_doc_ids(engine: Engine, source: str, found: Callable[[list[str]], set[str]], limit: int,
-                   page: int = 5000) -> list[str] | None:
+                   page: int = 1000) -> list[str] | None:
     """The listed documents of a source whose path hash ``found`` does not report (after a
     completed walk: the deleted ones), read in pages of ids and hashes; None as soon as there
     are more than ``limit`` (the mass-deletion guard then needs no more)."""
     after, out = "", []
     while True:
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(documents.c.doc_id, documents.c.path_hash, documents.c.parent_id).where(
-                documents.c.source == source, documents.c.doc_id > after,  # by the primary key (see documents_at)
-            ).order_by(documents.c.doc_id).limit(page)).all()
+            # Only the primary key in SQL: with `source` or `parent_id` there SQLite picks their
+            # index and sorts every row of the source for each page.
+            rows = conn.execute(sa.select(documents.c.doc_id, documents.c.path_hash, documents.c.parent_id,
+                                          documents.c.source).where(documents.c.doc_id > after)
+                                .order_by(documents.c.doc_id).limit(page)).all()
         if not rows:
             return out
-        seen = found([r.path_hash for r in rows])
-        out += [r.doc_id for r in rows if r.path_hash not in seen and not r.parent_id]
+        mine = [r for r in rows if r.source == source and not r.parent_id]
+        seen = found([r.path_hash for r in mine])
+        out += [r.doc_id for r in mine if r.path_hash not in seen]
         if len(out) > limit:
             return None
         after = rows[-1].doc_id
