@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m bench.run [NAME ...] [options]`` (``make bench BENCH_ARGS=...``).
 
-NAME is any of: incremental, stages, peers, scale, memory, directory, engine, dag, batching (default: all, in that order).
+NAME is any of: incremental, stages, peers, scale, memory, directory, engine, dag, batching, stream (default: all, in that order).
 Each measured step runs in its own subprocess (own peak RSS); results go to
 bench/results/<name>.md|.json|.png and the markdown is printed.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import batching, dag, directory, engine, incremental, memory, peers, scale, stages
+from bench import batching, dag, directory, engine, incremental, memory, peers, scale, stages, stream
 
 BENCHMARKS = {
     "incremental": incremental.main,
@@ -21,6 +21,7 @@ BENCHMARKS = {
     "engine": engine.main,
     "dag": dag.main,
     "batching": batching.main,
+    "stream": stream.main,
 }
 
 
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="batching: run the modes one after the other (idle machine; default side by side)")
     parser.add_argument("--no-batching-parse", dest="batching_parse", action="store_false",
                         help="batching: skip timing the book alone through the parse stage")
+    parser.add_argument("--stream-docs", type=int, default=1_000_000, help="stream: generated local share (default 1,000,000; 0: skip)")
+    parser.add_argument("--stream-smb-docs", type=int, default=100_000, help="stream: generated share over smbd (default 100,000; 0: skip)")
+    parser.add_argument("--stream-baseline", metavar="DIR", help="stream: a checkout of the previous docsync, "
+                        "run beside the new one (no-change re-sync)")
     parser.add_argument("--workers", type=int, default=0,
                         help="docsync batch worker processes (run_sync workers; default: one per core)")
     args = parser.parse_args(argv)

@@ -187,6 +187,9 @@ class SyncSettings:
     expectations_dir: Path
     batch_budget_s: float = 7200  # a batch's total processing time; what does not fit is deferred
     max_doc_memory_bytes: int = 2048 * 2**20  # memory one document's preparation may add (docsync.limits); 0 = no limit
+    # A DAG run's plan stops walking once it staged this many batches (0: the whole walk): an
+    # initial load of millions of documents is processed a slice per run (docsync.walk).
+    plan_slice_batches: int = 0
     workers: int = 1  # CLI/run_sync: batches processed in parallel processes (the DAG maps tasks instead)
     reconcile_interval_h: float = 24.0  # full state/Qdrant check on runs that wrote nothing; 0 = every run
     data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
@@ -359,6 +362,7 @@ def load_settings() -> Settings:
             batch_budget_s=float(_env("DOCSYNC_BATCH_BUDGET_S", "7200")),
             max_doc_memory_bytes=int(float(_env("DOCSYNC_MAX_DOC_MEMORY_MB", "2048")) * 2**20),
             workers=max(1, int(_env("DOCSYNC_WORKERS", "1"))),
+            plan_slice_batches=max(0, int(_env("DOCSYNC_PLAN_SLICE_BATCHES", "0"))),
             reconcile_interval_h=float(_env("DOCSYNC_RECONCILE_INTERVAL_H", "24")),
             data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
             data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),

@@ -129,9 +129,13 @@ def build_sync_dag(
             from docsync.steps.plan import plan as plan_run
 
             params = params or {}
+            settings = settings_for_run()
+            # Dynamic mapping needs this task finished: with DOCSYNC_PLAN_SLICE_BATCHES the walk stops
+            # once that many batches are staged (its scan stays open, nothing deleted) and the
+            # next run resumes it, so an initial load starts processing within minutes.
             try:
-                planned = plan_run(settings_for_run(), run_id, params.get("root") or None,
-                                   full=bool(params.get("full_resync")))
+                planned = plan_run(settings, run_id, params.get("root") or None,
+                                   full=bool(params.get("full_resync")), max_batches=settings.sync.plan_slice_batches)
             except SourceRefused as exc:  # the same content would be refused again: no retries
                 raise AirflowFailException(str(exc)) from exc
             ti.xcom_push(key="plan", value=planned.plan)

@@ -4,6 +4,8 @@ in the order the DAG runs them, optionally with batches processed by worker proc
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from typing import TYPE_CHECKING
 
 from docsync import state, storage
@@ -15,11 +17,18 @@ from docsync.steps.updates import apply_updates
 from docsync.steps.write import write_batch
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from docsync.config import Settings
 
 # Worker processes are replaced after about this many batches each: RSS creeps up over thousands
 # of documents in one process; a fresh one costs one model load (~10 s).
 WORKER_BATCHES = 40
+# A walk that ends within this long after its first batch is staged has its deletions and ACL
+# changes applied before any batch is processed (revocations first, as in the DAG); a longer
+# walk (a share of millions of files) is processed while it goes on, and its updates are
+# applied as soon as it ends: no later than when the whole walk came first.
+WALK_GRACE_S = 5.0
 
 
 def _init_worker(threads: int) -> None:
@@ -34,40 +43,126 @@ def run_sync(
 ) -> dict:
     """plan -> updates -> process -> write -> finalize -> reconcile, from this process.
 
-    With ``workers`` > 1 (``DOCSYNC_WORKERS``) batches are processed by that many worker
-    processes at once, as the DAG's mapped ``process`` tasks are; this process writes
-    their results one at a time, in plan order (embedded Qdrant has one writer). ``full``: a
-    forced full re-sync (every document re-hashed instead of trusting size and mtime).
+    The plan walks the source in a thread and hands each batch over as soon as it is staged:
+    batches are processed while the walk goes on (the first within seconds of the start, not
+    after a walk of hours); the updates (deletes, ACL changes, moves) are applied as soon as the
+    walk is over, before the next batch. With ``workers`` > 1 (``DOCSYNC_WORKERS``) batches are
+    processed by that many worker processes at once, as the DAG's mapped ``process`` tasks are;
+    this process writes their results one at a time, in plan order (embedded Qdrant has one
+    writer). ``full``: a forced full re-sync (every document re-hashed).
     """
     run_id = run_id or f"cli__{state.utcnow().strftime('%Y%m%dT%H%M%S%f')}"
-    planned = plan(settings, run_id, root, full=full)
-    if planned.counts.changes_nothing:  # no batches, updates or deletes: Qdrant is not even opened
-        return _finish(settings, planned, [], {}, run_id, cleanup)
+    walk = _Walk(settings, run_id, root, full)
+    first = walk.next_ref()
+    if first is None:  # the walk is over and staged no batch
+        planned = walk.planned
+        if planned.counts.changes_nothing:  # no batches, updates or deletes: Qdrant is not even opened
+            return _finish(settings, planned, [], {}, run_id, cleanup)
     from docsync import index
 
     with index.keep_open(settings):
-        updates = apply_updates(settings, planned.plan).to_json()
-        reports = _process_and_write(settings, planned, workers)
-        return _finish(settings, planned, reports, updates, run_id, cleanup)
+        if first is None or walk.over(WALK_GRACE_S):  # revocations before any processing
+            walk.applied()
+        reports = _process_and_write(settings, walk, first, workers) if first is not None else []
+        return _finish(settings, walk.planned, reports, walk.applied(), run_id, cleanup)
 
 
-def _process_and_write(settings: Settings, planned: PlanRef, workers: int | None) -> list[dict]:
-    workers = min(workers or settings.sync.workers, len(planned.batches))
+class _Walk:
+    """The plan running in a thread; batch references come through an unbounded queue of
+    strings (~100 bytes each: the batches themselves are on disk), so the walk never waits for
+    processing and deletions and revocations are not held back beyond the walk."""
+
+    def __init__(self, settings: Settings, run_id: str, root: str | None, full: bool) -> None:
+        self.settings = settings
+        self.refs: queue.Queue[str | None] = queue.Queue()
+        self._outcome: dict = {}
+        self._updates: dict | None = None
+        self._thread = threading.Thread(target=self._walk, args=(run_id, root, full), name="docsync-plan", daemon=True)
+        self._thread.start()
+
+    def _walk(self, run_id: str, root: str | None, full: bool) -> None:
+        try:
+            self._outcome["plan"] = plan(self.settings, run_id, root, full=full, on_batch=self.refs.put)
+        except BaseException as exc:  # re-raised in the runner's thread
+            self._outcome["error"] = exc
+        finally:
+            self.refs.put(None)
+
+    def next_ref(self, timeout: float | None = None) -> str | None:
+        """The next staged batch; None when the walk is over (its error raised here); "" when
+        ``timeout`` passed without one."""
+        try:
+            ref = self.refs.get(timeout=timeout)
+        except queue.Empty:
+            return ""
+        if ref is None:
+            self._thread.join()
+            if "error" in self._outcome:
+                raise self._outcome["error"]
+        return ref
+
+    def over(self, timeout: float) -> bool:
+        """Whether the walk ended within ``timeout`` seconds (its error raised here)."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return True
+
+    @property
+    def planned(self) -> PlanRef:
+        return self._outcome["plan"]
+
+    def applied(self) -> dict:
+        """The plan's updates and deletes, applied once (call when the walk is over)."""
+        if self._updates is None:
+            self._updates = apply_updates(self.settings, self.planned.plan).to_json()
+        return self._updates
+
+
+def _refs(walk: _Walk, first: str, timeout: float | None) -> Iterator[str]:
+    """Batch references as the walk stages them ("" when none came within ``timeout``); once
+    the walk is over its updates are applied before anything else is processed."""
+    ref: str | None = first
+    while ref is not None:
+        yield ref
+        ref = walk.next_ref(timeout)
+    walk.applied()
+
+
+def _process_and_write(settings: Settings, walk: _Walk, first: str, workers: int | None) -> list[dict]:
+    workers = workers or settings.sync.workers
     if workers <= 1:
-        return [write_batch(settings, process_batch(settings, ref)).to_json() for ref in planned.batches]
+        return [write_batch(settings, process_batch(settings, ref)).to_json() for ref in _refs(walk, first, None)]
     import multiprocessing
+    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     reports: list[dict] = []
-    step = WORKER_BATCHES * workers  # fresh worker processes for every slice of the run
-    for start in range(0, len(planned.batches), step):
-        # Not max_tasks_per_child: on Python 3.11 the executor can hang when it replaces a worker.
-        with ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
-        ) as pool:
-            futures = [pool.submit(process_batch, settings, ref) for ref in planned.batches[start : start + step]]
-            reports += [write_batch(settings, future.result()).to_json() for future in futures]
+    inflight: deque = deque()
+    pool, submitted = None, 0
+    try:
+        for ref in _refs(walk, first, 1.0):
+            while inflight and (inflight[0].done() or len(inflight) >= 2 * workers):
+                reports.append(write_batch(settings, inflight.popleft().result()).to_json())  # plan order
+            if not ref:
+                continue
+            if pool is None or submitted >= WORKER_BATCHES * workers:  # fresh worker processes now and then
+                # Not max_tasks_per_child: on Python 3.11 the executor can hang when it replaces a worker.
+                if pool is not None:
+                    pool.shutdown(wait=False)
+                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_init_worker, initargs=(threads,))
+                submitted = 0
+            inflight.append(pool.submit(process_batch, settings, ref))
+            submitted += 1
+        while inflight:
+            reports.append(write_batch(settings, inflight.popleft().result()).to_json())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return reports
 
 

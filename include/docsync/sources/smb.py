@@ -231,22 +231,28 @@ class SmbFileShare:
             )
             raise self._unavailable(f"cannot list {rel or '/'}", exc, hint) from exc
 
-    def _walk(self, unc: str, rel: str) -> Iterator[tuple[str, int, int, bool]]:
-        """(relative path, size, mtime_ns, is a link) of every file, one directory query per
-        folder. Links are listed only when their name is a sidecar's (to be refused)."""
+    def _walk(self, unc: str, rel: str) -> Iterator[list[tuple[str, int, int, bool]]]:
+        """Per folder, (relative path, size, mtime_ns, is a link) of its files, one directory
+        query per folder, a folder's files before its sub-folders' (a listing streams: its
+        first documents come after one query, not after the whole share). Links are listed
+        only when their name is a sidecar's (to be refused)."""
+        files, folders = [], []
         for entry in self._scan(unc, rel):
             info = entry.smb_info
             rel_path = f"{rel}{entry.name}"
             if entry.is_symlink():
                 if is_sidecar_name(entry.name):
-                    yield rel_path, 0, 0, True
+                    files.append((rel_path, 0, 0, True))
                 continue  # like the local source: links are not followed
             if entry.is_dir(follow_symlinks=False):
                 if info.file_attributes & 0x400:  # FILE_ATTRIBUTE_REPARSE_POINT: junction, mount point
                     continue
-                yield from self._walk(f"{unc}\\{entry.name}", rel_path + "/")
+                folders.append((f"{unc}\\{entry.name}", rel_path + "/"))
             else:
-                yield rel_path, int(info.end_of_file), _mtime_ns(info.last_write_time), False
+                files.append((rel_path, int(info.end_of_file), _mtime_ns(info.last_write_time), False))
+        yield files
+        for sub_unc, sub_rel in folders:
+            yield from self._walk(sub_unc, sub_rel)
 
     def _sidecar_fingerprint(self, cars: list[tuple[str, bool]]) -> str:
         """Changes whenever the sidecar's content does: its sha256 (size and mtime can be
@@ -267,17 +273,17 @@ class SmbFileShare:
 
     def list(self) -> Iterator[SourceEntry]:
         self._connect()
-        files = list(self._walk(self._unc(), ""))
-        sidecars: dict[str, list[tuple[str, bool]]] = {}
-        for rel, _size, _mtime, link in files:
-            if is_sidecar_name(rel):
-                sidecars.setdefault(rel[: -len(SIDECAR_SUFFIX)], []).append((rel, link))
-        for rel, size, mtime_ns, _link in files:
-            if is_sidecar_name(rel) or not matches(rel, self.include, self.exclude):
-                continue
-            cars = sidecars.get(rel) if self.acl_mode != "posix" else None
-            fingerprint = self._sidecar_fingerprint(cars) if cars else NO_SIDECAR
-            yield SourceEntry(path=rel, size=size, mtime_ns=mtime_ns, acl_fingerprint=fingerprint)
+        for files in self._walk(self._unc(), ""):  # a document's sidecar is in its folder
+            sidecars: dict[str, list[tuple[str, bool]]] = {}
+            for rel, _size, _mtime, link in files:
+                if is_sidecar_name(rel):
+                    sidecars.setdefault(rel[: -len(SIDECAR_SUFFIX)], []).append((rel, link))
+            for rel, size, mtime_ns, _link in files:
+                if is_sidecar_name(rel) or not matches(rel, self.include, self.exclude):
+                    continue
+                cars = sidecars.get(rel) if self.acl_mode != "posix" else None
+                fingerprint = self._sidecar_fingerprint(cars) if cars else NO_SIDECAR
+                yield SourceEntry(path=rel, size=size, mtime_ns=mtime_ns, acl_fingerprint=fingerprint)
 
     def _read(self, rel: str, limit: int | None = None) -> bytes:
         import smbclient

@@ -10,6 +10,7 @@ statement on docsync's tables is a named function of this package:
 - :mod:`.backlog_store`: the backlog (changes seen, not yet applied) and the lag metrics' history;
 - :mod:`.directory_store`: the directory snapshot (users, groups, effective principals) of docsync.directory.
 - :mod:`.eval_store`: retrieval evaluation runs (``docsync eval``) and their baseline.
+- :mod:`.scan_store`: walks of a source (scans) and what a streamed plan compares with.
 - :mod:`.fingerprint_store`: processing fingerprints, per collection and stale per source.
 
 The write step is the only writer of documents during a run; every write is one short transaction.
@@ -99,6 +100,20 @@ from docsync.state.run_store import (
     start_run,
     unfinished_runs,
 )
+from docsync.state.scan_store import (
+    complete_scan,
+    completed_scans,
+    count_documents,
+    documents_at,
+    documents_by_id,
+    drop_unfound_pending,
+    existing_doc_ids,
+    note_pending,
+    open_scan,
+    scan_history,
+    scans,
+    unseen_doc_ids,
+)
 from docsync.state.schema import (
     as_utc,
     chunks,
@@ -120,6 +135,18 @@ from docsync.state.schema import (
 )
 
 __all__ = [
+    "complete_scan",
+    "completed_scans",
+    "count_documents",
+    "documents_by_id",
+    "documents_at",
+    "drop_unfound_pending",
+    "existing_doc_ids",
+    "note_pending",
+    "open_scan",
+    "scan_history",
+    "scans",
+    "unseen_doc_ids",
     "apply_snapshot",
     "directory_entries",
     "directory_principals",

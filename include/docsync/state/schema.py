@@ -116,6 +116,7 @@ pending = sa.Table(
     sa.Column("doc_id", sa.String(64), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),  # content (process in full) | revocation (acl, delete)
     sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("scan", sa.Integer, nullable=False, default=0, server_default="0"),  # the walk that last found it
 )
 
 quarantine = sa.Table(
@@ -185,7 +186,7 @@ def get_engine(url: str) -> Engine:
 
     # Stores that own their tables register them on `metadata` when imported; create_all adds a
     # missing table to an existing store too (that is the migration of a new table).
-    from docsync.state import directory_store  # noqa: F401
+    from docsync.state import directory_store, scan_store  # noqa: F401
 
     metadata.create_all(engine)
     _migrate(engine)
@@ -229,6 +230,8 @@ def _migrate(engine: Engine) -> None:
             conn.execute(sa.text(
                 "CREATE INDEX IF NOT EXISTS ix_docsync_documents_parent_id ON docsync_documents (parent_id)"
             ))
+        if "scan" not in {c["name"] for c in sa.inspect(conn).get_columns("docsync_pending")}:
+            conn.execute(sa.text("ALTER TABLE docsync_pending ADD COLUMN scan INTEGER NOT NULL DEFAULT 0"))
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text(
                 "ALTER TABLE docsync_documents DROP CONSTRAINT IF EXISTS uq_docsync_documents_source_path"

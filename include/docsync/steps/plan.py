@@ -1,5 +1,6 @@
 """Step 1, plan: list the source (a stat per document), compare with the state store and stage
-the run's work. The mass-deletion and outage guards run here, before anything changes."""
+the run's work, streamed (docsync.walk): batches are staged while the walk goes on.
+The mass-deletion and outage guards run after a completed walk, before anything is deleted."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from docsync import embedding_guard, fingerprint, quarantine, records, state
+from docsync import embedding_guard, fingerprint, records, state
 from docsync.context import RunContext
 from docsync.errors import DocumentError
-from docsync.principals import canonical_form_tag
-from docsync.records import Batch, Delete, Plan, PlanCounts, Update, UpdateKind, WorkItem, WorkKind
-from docsync.sources import SourceUnavailable
+from docsync.records import Plan, PlanCounts, UpdateKind, WorkItem, WorkKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Engine
 
     from docsync.config import Settings
@@ -183,130 +184,50 @@ def work_batches(work: list[WorkItem], batch_size: int) -> list[tuple[WorkItem, 
     return [tuple(work[i] for i in sorted(members[b])) for b in order]
 
 
-def plan(settings: Settings, run_id: str, root: str | None = None, full: bool = False) -> PlanRef:
-    """Detect changes and stage the run's work. Returns references only (safe for XCom).
-    ``full``: re-hash every document instead of trusting an unchanged size and mtime."""
+def plan(settings: Settings, run_id: str, root: str | None = None, full: bool = False,
+         on_batch: Callable[[str], None] | None = None, max_batches: int = 0) -> PlanRef:
+    """Detect changes and stage the run's work, streamed: the listing is compared with the state
+    store a chunk at a time and batches are staged (and handed to ``on_batch``) while the walk
+    goes on; deletions are found after a completed walk (docsync.state.scan_store). Returns
+    references only (safe for XCom). ``full``: re-hash every document instead of trusting an
+    unchanged size and mtime. ``max_batches`` (0: no limit) ends the walk once that many batches
+    are staged: the scan stays open (no deletions) and the next plan resumes it."""
     started = time.perf_counter()
     ctx = RunContext(settings, settings.source.name, run_id)
     source = ctx.source(root)
     source.check_available()
-    tag = canonical_form_tag()
-    entries = [with_canonical_form(entry, tag) for entry in source.list() if _storable(entry.path)]
-    known = state.load_documents(ctx.engine, source.name)
-    if not entries and known:
-        raise SourceUnavailable(
-            f"{source.describe()} lists no documents but {len(known)} are indexed: treated as an outage, "
-            "nothing deleted. Check the mount/share. If the source was emptied on purpose, drop the "
-            f"collection {ctx.collection} and the source's rows in docsync_documents by hand."
-        )
     state.start_run(ctx.engine, run_id, source.name)
     current = fingerprint.current(settings)
     state.record_fingerprints(ctx.engine, {current.text_id: ("text", current.text),
                                            current.embedding_id: ("embedding", current.embedding)})
-    refused = embedding_guard.refusal(ctx.engine, ctx.collection, current.embedding, source.name)
-    stale: list[tuple[SourceEntry, dict]] = []
-    reprocess = quarantine.reprocess_requests(ctx.engine, source.name)
-    # A reviewer's retry of an attachment or archive member re-processes its container (a
-    # release waives the checks of the container itself only, not of its other parts).
-    for part, parent in state.parents_of(ctx.engine, list(reprocess)).items():
-        reprocess.pop(part)
-        reprocess.setdefault(parent, "retry")
-    limit = settings.source.max_file_bytes
-    taken = {row["doc_id"] for row in known.values()}
-    work: list[WorkItem] = []
-    updates: list[Update] = []
-    new_entries: list[SourceEntry] = []
-    unchanged = 0
-    for entry in entries:
-        row = known.get(entry.path)
-        if row is None:
-            new_entries.append(entry)
-            continue
-        requested = reprocess.get(row["doc_id"])
-        if requested:
-            work.append(WorkItem(row["doc_id"], entry, WorkKind.REPROCESS, override=requested == "released"))
-        elif (entry.size == row["size"] and entry.mtime_ns == row["mtime_ns"] and not version_changed(entry, row)
-              and not (full and rewritten(source, entry, row, limit))):
-            if entry.acl_fingerprint != row["acl_fingerprint"] and row["status"] == "quarantined":
-                # Permissions fixed on a quarantined document: process it again in full.
-                work.append(WorkItem(row["doc_id"], entry, WorkKind.MODIFIED, row["content_hash"]))
-            elif entry.acl_fingerprint != row["acl_fingerprint"]:
-                updates.append(Update(row["doc_id"], entry, UpdateKind.ACL))
-            elif row["status"] == "indexed" and row["text_fp"] != current.text_id:
-                stale.append((entry, row))  # produced by other processing: re-processed within the budget
-            else:
-                unchanged += 1
-        else:
-            digest = content_hash(source, entry, limit)
-            if digest and digest == row["content_hash"]:
-                updates.append(Update(row["doc_id"], entry, UpdateKind.TOUCH))
-            else:
-                work.append(WorkItem(row["doc_id"], entry, WorkKind.MODIFIED, digest))
-    listed = {e.path for e in entries}
-    missing = [row for path, row in known.items() if path not in listed]
-    # A new path with the content of a vanished indexed document is a move: no re-embedding.
-    movable = {(r["content_hash"], r["size"]): r for r in missing if r["status"] == "indexed"}
-    moved: set[str] = set()
-    for entry in new_entries:
-        digest = ""
-        if any(size == entry.size for _h, size in movable):
-            digest = content_hash(source, entry, limit)
-            row = movable.pop((digest, entry.size), None)
-            if row is not None:
-                moved.add(row["doc_id"])
-                updates.append(Update(row["doc_id"], entry, UpdateKind.MOVE, old_path=row["path"]))
-                continue
-        doc_id = new_doc_id(source.name, entry.path, taken)
-        taken.add(doc_id)
-        work.append(WorkItem(doc_id, entry, WorkKind.NEW, digest))
-    deletes = [Delete(r["doc_id"], r["path"]) for r in missing if r["doc_id"] not in moved]
-    if known and len(deletes) > settings.sync.max_delete_fraction * len(known):
-        raise MassDeletionBlocked(
-            f"{source.describe()}: {len(deletes)} of {len(known)} known documents would be deleted "
-            f"(limit {settings.sync.max_delete_fraction:.0%}, DOCSYNC_MAX_DELETE_FRACTION). Nothing was changed. "
-            "If the share is healthy and the deletion is intended, raise the limit for one run."
-        )
-    refreshed, stale_left = refresh_work(settings, ctx, stale, current.text) if stale else ([], 0)
-    unchanged += stale_left
-    if refused:  # no points of another model into the collection; updates and deletes still go
-        log.error("plan %s: %s", run_id, refused)
-        refreshed, pending_work, work = [], work, []
-    else:
-        pending_work = work
-        work = work + refreshed
-    planned_at = state.utcnow()
-    # The backlog: what this plan found to do, aged from when a change was first detected.
-    # A touch changes nothing searchable, so it is no backlog.
-    # Re-processing for a stale fingerprint is no change of the source: not backlog (it is
-    # the stale-processing gauge); work a refusing run leaves undone is.
-    changes = {w.doc_id: state.CONTENT for w in pending_work}
-    changes |= {u.doc_id: state.REVOCATION if u.kind is UpdateKind.ACL else state.CONTENT
-                for u in updates if u.kind is not UpdateKind.TOUCH}
-    changes |= {d.doc_id: state.REVOCATION for d in deletes}
-    state.replace_pending(ctx.engine, source.name, changes, planned_at)
-    root_used = root or settings.source.root()
-    batches = tuple(
-        records.write(ctx.files.batch(n), Batch(run_id, source.name, root_used, n, items))
-        for n, items in enumerate(work_batches(work, settings.sync.batch_size))
-    )
+    from docsync.walk import Walk
+
+    walk = Walk(settings, ctx, source, current.text_id, full, root or settings.source.root(), on_batch)
+    walk.refused = embedding_guard.refusal(ctx.engine, ctx.collection, current.embedding, source.name)
+    complete = walk.run(max_batches)
+    stale_left = 0
+    if walk.stale:
+        refreshed, stale_left = refresh_work(settings, ctx, walk.stale, current.text)
+        walk.counts["reprocess"] = len(refreshed) if not walk.refused else 0
+        walk.counts["reprocess_urgent"] = sum(1 for w in refreshed if w.refresh == "pii") if not walk.refused else 0
+        for item in refreshed if not walk.refused else ():
+            walk.stager.add(item)
+    walk.stager.flush()
+    if walk.refused:
+        log.error("plan %s: %s", run_id, walk.refused)
     counts = PlanCounts(
-        seen=len(entries),
-        unchanged=unchanged,
-        new=sum(1 for w in pending_work if w.kind is WorkKind.NEW),  # found (not staged when refused)
-        modified=sum(1 for w in pending_work if w.kind is WorkKind.MODIFIED),
-        retried=sum(1 for w in pending_work if w.kind is WorkKind.REPROCESS),
-        reprocess=len(refreshed),
-        reprocess_urgent=sum(1 for w in refreshed if w.refresh == "pii"),
-        stale_left=stale_left,
-        acl_changed=sum(1 for u in updates if u.kind is UpdateKind.ACL),
-        moved=len(moved),
-        deleted=len(deletes),
+        seen=walk.seen, unchanged=walk.counts["unchanged"] + stale_left,
+        new=walk.counts["new"], modified=walk.counts["modified"], retried=walk.counts["retried"],
+        reprocess=walk.counts["reprocess"], reprocess_urgent=walk.counts["reprocess_urgent"], stale_left=stale_left,
+        acl_changed=sum(1 for u in walk.updates if u.kind is UpdateKind.ACL), moved=walk.counts["moved"],
+        deleted=len(walk.deletes),
     )
     staged = Plan(
-        run_id=run_id, source=source.name, root=root_used, planned_at=planned_at.isoformat(),
-        plan_s=round(time.perf_counter() - started, 3), batches=batches, updates=tuple(updates),
-        deletes=tuple(deletes), counts=counts, refused=refused,
+        run_id=run_id, source=source.name, root=walk.root, planned_at=walk.planned_at.isoformat(),
+        plan_s=round(time.perf_counter() - started, 3), batches=tuple(walk.stager.refs), updates=tuple(walk.updates),
+        deletes=tuple(walk.deletes), counts=counts, refused=walk.refused,
     )
     plan_ref = records.write(ctx.files.plan, staged)
-    log.info("plan %s: %s", run_id, counts.to_json())
-    return PlanRef(plan_ref, batches, counts)
+    log.info("plan %s (scan %s%s): %s", run_id, walk.scan_id, "" if complete else ", walk not complete: resumed next run",
+             counts.to_json())
+    return PlanRef(plan_ref, tuple(walk.stager.refs), counts)
