@@ -158,8 +158,9 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
     its batch to the worker host, and the index holds every document exactly once."""
     import secrets
 
+    from bench.airflow_stack import Api
     from tests.support.airflow_env import airflow_env
-    from tests.test_celery import Api, Services, _free_port, _wait
+    from tests.test_celery import Services, _free_port, _wait
     from tests.test_e2e_dag import read_index
 
     share = make_share(tmp_path / "share")

@@ -47,13 +47,13 @@ def deadline(seconds: float) -> Iterator[None]:
     # (a bare `except:`) does not swallow them all.
     signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
-        yield
-    except DeadlinePassed as exc:
-        signal.setitimer(signal.ITIMER_REAL, 0)  # first: no second alarm while this one is handled
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)  # first: no alarm after this line
+            signal.signal(signal.SIGALRM, previous)
+    except DeadlinePassed as exc:  # raised inside the work, or at its very end before the timer stopped
         raise DocumentTimeout(str(exc)) from exc
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
     if fired:  # the work finished anyway, late: still a timeout
         raise DocumentTimeout(f"processing took longer than {seconds:g} s")
 

@@ -199,8 +199,9 @@ def warm_parsers(settings: Settings) -> None:
     from unstructured.nlp.tokenize import sent_tokenize
 
     try:
-        for module in ("unstructured.partition.auto", "unstructured.partition.pdf", "unstructured.partition.docx",
-                       "unstructured.partition.html", "pikepdf", "pypdfium2"):
+        # The PDF parse below imports the PDF path (unstructured's, pikepdf, pypdfium2) and runs
+        # what numba compiles; these are the partitioners it does not reach.
+        for module in ("unstructured.partition.auto", "unstructured.partition.docx", "unstructured.partition.html"):
             importlib.import_module(module)
         parse_document(_warm_up_pdf(), "warm-up.pdf", settings)
         sent_tokenize("Warm up the sentence model. It loads once per process.")

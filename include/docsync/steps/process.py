@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from docsync import fingerprint, records, state
 from docsync.context import RunContext
-from docsync.deadlines import BatchBudget, DeadlinePassed, deadline
+from docsync.deadlines import BatchBudget, deadline
 from docsync.errors import DocumentError, DocumentTimeout, Failure, Stage
 from docsync.faults import crash_point
 from docsync.quarantine import PREVIEW_CHARS
@@ -182,8 +182,7 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
                         # parse_document runs parsing/OCR under the per-document memory budget (limits)
                         p = prepare(work, source, settings, part)
                     chunks = chunk_blocks(p.parsed.blocks, settings.sync.chunk_tokens, settings.sync.chunk_overlap)
-                except (DocumentTimeout, DeadlinePassed) as exc:  # DeadlinePassed: an alarm at the block's very edge
-                    exc = exc if isinstance(exc, DocumentTimeout) else DocumentTimeout(str(exc))
+                except DocumentTimeout as exc:
                     if cut_by_batch:  # the batch's budget ran out, not the document's own limit
                         _defer_family(item, family, failed, prepared, chunked)
                         break
