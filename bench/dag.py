@@ -15,6 +15,7 @@ the batch's own processing time (BatchResult.process_s, summed in the run summar
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from datetime import datetime
@@ -46,8 +47,6 @@ def _ts(value: str | None) -> float | None:
 
 def dag_run(stack: Stack) -> dict:
     """Trigger one run, wait for it, and read its figures from the REST API."""
-    import os
-
     api = stack.api
     load_before = os.getloadavg()[0]
     done_before = (_host_health(stack) or {}).get("batches_done", 0)
@@ -62,6 +61,14 @@ def dag_run(stack: Stack) -> dict:
         raise RuntimeError(f"DAG run {run['dag_run_id']} {state['state']}; logs under {stack.work}")
     tis = api.call("GET", f"{path}/taskInstances?limit=500")["task_instances"]
     by_task: dict[str, dict] = {}
+    run_start = _ts(state["start_date"])
+    # When each task instance was queued, started and ended, relative to the run's start: the
+    # critical path (what the DAG waits for between and beside the work).
+    timeline = sorted(
+        ([ti["task_id"], ti.get("map_index", -1), *(round(_ts(ti.get(k)) - run_start, 2) if ti.get(k) else None
+                                                    for k in ("queued_when", "start_date", "end_date"))]
+         for ti in tis if ti["state"] == "success"),
+        key=lambda row: row[3] if row[3] is not None else 0.0)
     for ti in tis:
         row = by_task.setdefault(ti["task_id"], {"n": 0, "sum_s": 0.0, "queued_s": []})
         if ti["state"] != "success" or not ti.get("start_date"):
@@ -95,6 +102,7 @@ def dag_run(stack: Stack) -> dict:
         "indexed": summary.get("indexed"), "deleted": summary.get("deleted"),
         "worker_rss_mib": (host or {}).get("worker_rss_mib"),
         "load_avg_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # before, after: a shared machine
+        "timeline": timeline,  # [task, map index, queued, started, ended] seconds after the run started
     }
 
 
@@ -114,6 +122,8 @@ def _fresh(n: int, name: str) -> tuple[Path, list[Path]]:
     return root, generate_share(root / "share", n)
 
 
+# Settings of the caller's environment the DAG and the CLI both run with (e.g. the embedding backend).
+PASSED_SETTINGS = ("DOCSYNC_EMBED_BACKEND",)
 BATCH_SIZE: int | None = None  # --dag-batch-size: DOCSYNC_BATCH_SIZE of both the DAG and the CLI
 
 
@@ -127,6 +137,8 @@ def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None 
     if cli is not None:
         cli_root, cli_paths = _fresh(n, f"cli-{n}")
     env = {"DOCSYNC_BATCH_SIZE": str(BATCH_SIZE)} if BATCH_SIZE else {}
+    # The stack drops the caller's DOCSYNC_* settings; these pass through to both paths alike.
+    env |= {k: os.environ[k] for k in PASSED_SETTINGS if os.environ.get(k)}
     stack = Stack(root, executor, root / "share", root / "home", host, slots=slots, extra_env=env)
     runs = []
     try:

@@ -274,6 +274,35 @@ def test_parallel_workers_index_the_same_points(share, settings, tmp_path, monke
     assert run_sync(settings, root=str(share), workers=2)["unchanged"] == 10
 
 
+def test_cli_finalize_runs_the_canary_and_data_docs_in_a_batch_worker(share, settings):
+    """run_sync(workers=2) from a fresh process: the canary searched and the run's GX Data Docs
+    were built, yet the runner's own process never imported GX nor loaded the embedder (both
+    ran in a batch worker that had them loaded; issue 15: ~8 s a CLI run no longer pays)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    code = (
+        "import json, sys; from docsync.config import load_settings; from docsync.pipeline import run_sync; "
+        f"s = run_sync(load_settings(), root={str(share)!r}, workers=2); "
+        "print(json.dumps({'canary': s.get('canary_samples'), 'hits': s.get('canary_hits'), "
+        "'gx': 'great_expectations' in sys.modules, "
+        "'embedder': any(m in sys.modules for m in ('onnxruntime', 'sentence_transformers'))}))"
+    )
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["canary"] and found["hits"] == found["canary"], found
+    assert not found["gx"] and not found["embedder"], found
+    from docsync import data_docs
+
+    assert data_docs.index_page(settings, settings.source.name).exists()
+
+
 def test_reconcile_runs_only_when_due(share, settings):
     """No-change runs skip the full check unless a run did not finish or the interval passed."""
     first = run_sync(settings, root=str(share))

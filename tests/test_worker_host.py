@@ -67,7 +67,7 @@ def sync_through_host(settings: Settings, root: Path) -> dict:
     with index.keep_open(settings):
         updates = apply_updates(settings, planned.plan).to_json()
         reports = [write_batch(settings, host_client.process_batch(settings, ref)).to_json() for ref in planned.batches]
-    return finalize(settings, planned.plan, reports, updates)
+    return finalize(settings, planned.plan, reports, updates, call=host_client.warm_caller(settings))
 
 
 @pytest.fixture()
@@ -98,6 +98,16 @@ def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp
         report = host_client.health(sock)
         assert report["batches_done"] == 2 and report["pool_replacements"] == 1
         assert all(0 < mib < report["worker_max_mib"] for mib in report["worker_rss_mib"].values())
+        # finalize's canary embedding and Data Docs ran on the host's warm worker ...
+        assert report["calls_done"] == {"embed_texts": 1, "build_data_docs": 1}, report
+        assert summary["canary_samples"] and summary["canary_hits"] == summary["canary_samples"]
+        from docsync import data_docs
+
+        assert data_docs.index_page(settings, settings.source.name).exists()
+        # ... which runs only what host_client.WARM_CALLS names
+        done, _ = host_client.call_on_host(settings, "os.system", "true")
+        assert not done
+        assert host_client.call_on_host(settings, "embed_texts", ["a warm call"])[1][0] is not None
     finally:
         stop(proc)
 
@@ -155,7 +165,8 @@ def test_host_killed_mid_batch_task_falls_back_and_supervisor_restarts_it(tmp_pa
 def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, short_home):
     """The real fileshare_sync DAG with a real scheduler and LocalExecutor (PostgreSQL metadata
     DB, api-server, dag-processor), triggered through the REST API: every `process` task hands
-    its batch to the worker host, and the index holds every document exactly once."""
+    its batch to the worker host, so does `finalize` its canary and Data Docs, and the index
+    holds every document exactly once."""
     import secrets
 
     from bench.airflow_stack import Api
@@ -210,7 +221,10 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
         tis = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
         process_tasks = [t for t in tis if t["task_id"] == "process"]
         assert len(process_tasks) == 3 and all(t["state"] == "success" for t in process_tasks)
-        assert host_client.health(sock)["batches_done"] == 3, "a process task did not go through the host"
+        report = host_client.health(sock)
+        assert report["batches_done"] == 3, "a process task did not go through the host"
+        # finalize handed the canary's embedding and the Data Docs build to the host too
+        assert report["calls_done"] == {"embed_texts": 1, "build_data_docs": 1}, report
         snap = read_index(tmp_path / "docsync")
         assert {p["path"] for p in snap["points"].values()} == {f"team{i % 3}/doc{i}.txt" for i in range(10)}
     finally:

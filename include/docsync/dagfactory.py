@@ -168,10 +168,13 @@ def build_sync_dag(
             from airflow.sdk.exceptions import AirflowFailException
 
             from docsync.fingerprint import EmbeddingChanged
+            from docsync.host_client import warm_caller
             from docsync.steps.finalize import finalize as finalize_run
 
-            try:
-                return finalize_run(settings_for_run(), plan_ref, list(write_reports or []), updates_report)
+            settings = settings_for_run()
+            try:  # the canary's embedding and the Data Docs on the warm worker host (no model load here)
+                return finalize_run(settings, plan_ref, list(write_reports or []), updates_report,
+                                    call=warm_caller(settings))
             except EmbeddingChanged as exc:  # the model changed: a retry cannot help, `docsync reindex` does
                 raise AirflowFailException(str(exc)) from exc
 

@@ -100,6 +100,56 @@ def process_on_host(settings: Settings, batch_ref: str) -> str | None:
     return reply["result_ref"]
 
 
+# What finalize may run in an already warm process (the host's workers, the CLI's pool): the
+# parts that would otherwise import GX (~4 s) or load the embedder (~4-7 s) in a cold task.
+# Requests name a function of this list only (messages are pickled; the key keeps strangers out,
+# the list keeps the host from calling anything else).
+WARM_CALLS = {
+    "embed_texts": ("docsync.embed", "embed_texts"),
+    "build_data_docs": ("docsync.data_docs", "build"),
+}
+
+
+def run_warm_call(name: str, args: tuple) -> object:
+    """Call one function of :data:`WARM_CALLS` here (in a warm process, or as the fallback)."""
+    import importlib
+
+    module, function = WARM_CALLS[name]  # KeyError: not allowed
+    return getattr(importlib.import_module(module), function)(*args)
+
+
+def call_on_host(settings: Settings, name: str, *args: object) -> tuple[bool, object]:
+    """``(True, value)`` of ``name(*args)`` run by a warm host worker; ``(False, None)`` when no
+    host answers (the caller runs it itself)."""
+    socket_path = settings.sync.host_socket
+    conn = connect(socket_path) if socket_path else None
+    if conn is None:
+        return False, None
+    try:
+        conn.send({"op": "call", "name": name, "args": args})
+        reply = conn.recv()
+    except (OSError, EOFError) as exc:
+        log.warning("worker host at %s went away during %s (%s): running it in this task", socket_path, name, exc)
+        return False, None
+    finally:
+        conn.close()
+    if not reply.get("ok"):
+        log.warning("worker host at %s could not run %s (%s): running it in this task", socket_path, name,
+                    reply.get("error"))
+        return False, None
+    return True, reply["value"]
+
+
+def warm_caller(settings: Settings):
+    """``call(name, *args)`` for :func:`docsync.steps.finalize.finalize`: on this machine's
+    worker host when one answers, else in this process."""
+    def call(name: str, *args: object) -> object:
+        done, value = call_on_host(settings, name, *args)
+        return value if done else run_warm_call(name, args)
+
+    return call
+
+
 def process_batch(settings: Settings, batch_ref: str) -> str:
     """Process one staged batch: on this machine's worker host when one answers, else here."""
     ref = process_on_host(settings, batch_ref)

@@ -60,11 +60,14 @@ def run_sync(
             return _finish(settings, planned, [], {}, run_id, cleanup)
     from docsync import index
 
-    with index.keep_open(settings):
+    batch_workers = _Workers(workers or settings.sync.workers)
+    with index.keep_open(settings), batch_workers:
         if first is None or walk.over(WALK_GRACE_S):  # revocations before any processing
             walk.applied()
-        reports = _process_and_write(settings, walk, first, workers) if first is not None else []
-        return _finish(settings, walk.planned, reports, walk.applied(), run_id, cleanup)
+        reports = _process_and_write(settings, walk, first, batch_workers) if first is not None else []
+        # The canary's embedding and the Data Docs run in a batch worker, where the embedder
+        # and GX are loaded already (this process would load them for that alone: ~8 s).
+        return _finish(settings, walk.planned, reports, walk.applied(), run_id, cleanup, batch_workers.call)
 
 
 class _Walk:
@@ -131,43 +134,71 @@ def _refs(walk: _Walk, first: str, timeout: float | None) -> Iterator[str]:
     walk.applied()
 
 
-def _process_and_write(settings: Settings, walk: _Walk, first: str, workers: int | None) -> list[dict]:
-    workers = workers or settings.sync.workers
-    if workers <= 1:
-        return [write_batch(settings, process_batch(settings, ref)).to_json() for ref in _refs(walk, first, None)]
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
+class _Workers:
+    """The batch worker processes of one run (``workers`` > 1): started on the first batch,
+    replaced after WORKER_BATCHES each, kept until the run is finished (finalize uses them)."""
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        self.pool = None
+        self.submitted = 0
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def submit(self, fn, *args):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self.pool is None or self.submitted >= WORKER_BATCHES * self.workers:  # fresh workers now and then
+            # Not max_tasks_per_child: on Python 3.11 the executor can hang when it replaces a worker.
+            if self.pool is not None:
+                self.pool.shutdown(wait=False)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker, initargs=(self.threads,))
+            self.submitted = 0
+        self.submitted += 1
+        return self.pool.submit(fn, *args)
+
+    def call(self, name: str, *args: object) -> object:
+        """finalize's warm calls: in a worker that processed batches, else here."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        from docsync.host_client import run_warm_call
+
+        if self.pool is not None:
+            try:
+                return self.pool.submit(run_warm_call, name, args).result()
+            except BrokenProcessPool:
+                pass
+        return run_warm_call(name, args)
+
+
+def _process_and_write(settings: Settings, walk: _Walk, first: str, workers: _Workers) -> list[dict]:
+    if workers.workers <= 1:
+        return [write_batch(settings, process_batch(settings, ref)).to_json() for ref in _refs(walk, first, None)]
+    from collections import deque
+
     reports: list[dict] = []
     inflight: deque = deque()
-    pool, submitted = None, 0
-    try:
-        for ref in _refs(walk, first, 1.0):
-            while inflight and (inflight[0].done() or len(inflight) >= 2 * workers):
-                reports.append(write_batch(settings, inflight.popleft().result()).to_json())  # plan order
-            if not ref:
-                continue
-            if pool is None or submitted >= WORKER_BATCHES * workers:  # fresh worker processes now and then
-                # Not max_tasks_per_child: on Python 3.11 the executor can hang when it replaces a worker.
-                if pool is not None:
-                    pool.shutdown(wait=False)
-                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init_worker, initargs=(threads,))
-                submitted = 0
-            inflight.append(pool.submit(process_batch, settings, ref))
-            submitted += 1
-        while inflight:
-            reports.append(write_batch(settings, inflight.popleft().result()).to_json())
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
+    for ref in _refs(walk, first, 1.0):
+        while inflight and (inflight[0].done() or len(inflight) >= 2 * workers.workers):
+            reports.append(write_batch(settings, inflight.popleft().result()).to_json())  # plan order
+        if ref:
+            inflight.append(workers.submit(process_batch, settings, ref))
+    while inflight:
+        reports.append(write_batch(settings, inflight.popleft().result()).to_json())
     return reports
 
 
-def _finish(settings: Settings, planned: PlanRef, reports: list[dict], updates: dict, run_id: str, cleanup: bool) -> dict:
-    summary = finalize(settings, planned.plan, reports, updates)
+def _finish(settings: Settings, planned: PlanRef, reports: list[dict], updates: dict, run_id: str, cleanup: bool,
+            call=None) -> dict:
+    summary = finalize(settings, planned.plan, reports, updates, call=call)
     summary["reconcile"] = reconcile_if_due(settings, summary)
     if cleanup:
         storage.cleanup_run(settings, summary["source"], run_id)

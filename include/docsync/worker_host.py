@@ -115,6 +115,7 @@ class Host:
         self.inflight: dict[str, Future] = {}
         self.worker_rss: dict[int, float] = {}
         self.batches_done = self.pool_batches = self.pool_replacements = 0
+        self.calls_done: dict[str, int] = {}  # finalize's warm calls, by name
         self.recent: list[dict] = []  # the last batches done (number, queued, seconds): bench/dag.py reads them
         self.started = time.time()
         self.pool = self._new_pool()
@@ -191,12 +192,32 @@ class Host:
         return {"ok": False, "error": f"a host worker died {ATTEMPTS} times while processing it (out of memory? "
                                       "see the host's log and the kernel log)"}
 
+    def call(self, name: str, args: tuple) -> dict:
+        """One allow-listed function (host_client.WARM_CALLS) on a warm worker; the reply."""
+        from docsync.host_client import WARM_CALLS, run_warm_call
+
+        if name not in WARM_CALLS:
+            return {"ok": False, "error": f"{name!r} is not a call the worker host runs"}
+        with self.lock:
+            pool = self.pool
+        try:
+            value = pool.submit(run_warm_call, name, args).result()
+        except BrokenProcessPool:
+            self._replace_pool(pool, f"a worker died during {name}")
+            return {"ok": False, "error": "a host worker died"}
+        except Exception as exc:  # the caller runs it itself and sees the error there
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        with self.lock:
+            self.calls_done[name] = self.calls_done.get(name, 0) + 1
+        return {"ok": True, "value": value}
+
     def health(self) -> dict:
         with self.lock:
             return {"ok": True, "ready": self.ready(), "host_pid": os.getpid(), "workers": self.workers,
                     "host_rss_mib": rss_mib(), "worker_rss_mib": dict(self.worker_rss),
                     "worker_max_mib": self.settings.sync.host_worker_max_mb, "batches_done": self.batches_done,
                     "pool_replacements": self.pool_replacements, "inflight": sorted(self.inflight),
+                    "calls_done": dict(self.calls_done),
                     "recent_batches": list(self.recent),
                     "uptime_s": round(time.time() - self.started, 1)}
 
@@ -216,6 +237,8 @@ def _handle(host: Host, conn, authkey: bytes) -> None:
             reply = host.process(request["settings"], request["batch_ref"])
             crash_point("host:before_reply")
             conn.send(reply)
+        elif request.get("op") == "call":
+            conn.send(host.call(request.get("name"), tuple(request.get("args") or ())))
         else:
             conn.send({"ok": False, "error": f"unknown request {request.get('op')!r}"})
     except (OSError, EOFError) as exc:  # the task went away (killed, timed out): the batch still finishes

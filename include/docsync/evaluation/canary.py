@@ -18,6 +18,8 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from docsync.config import Settings
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -44,11 +46,15 @@ def probe_sentence(text: str) -> str:
     return " ".join(" ".join(sentences[first : last + 1]).split()[:MAX_WORDS])
 
 
-def run_canary(settings: Settings, source: str, run_id: str, samples: int | None = None) -> dict:
+def run_canary(settings: Settings, source: str, run_id: str, samples: int | None = None,
+               embed: Callable[[list[str]], list] | None = None) -> dict:
     """``{canary_samples, canary_hits, canary_hit_rate, canary_misses}`` for the run's chunks
-    (``canary_samples`` 0 and no rate when the run indexed nothing)."""
+    (``canary_samples`` 0 and no rate when the run indexed nothing). ``embed``: the embedder
+    to search with (default docsync.embed.embed_texts; finalize passes a warm process's)."""
     from docsync import index, state
-    from docsync.embed import embed_texts
+
+    if embed is None:
+        from docsync.embed import embed_texts as embed
 
     samples = settings.sync.canary_samples if samples is None else samples
     engine = state.get_engine(settings.state_url)
@@ -66,7 +72,7 @@ def run_canary(settings: Settings, source: str, run_id: str, samples: int | None
         records = client.retrieve(collection, ids=[pid for pid, _ in chosen], with_payload=True, with_vectors=False)
         probes = [(r.payload, probe_sentence(r.payload.get("text", ""))) for r in records]
         probes = [(payload, sentence) for payload, sentence in probes if sentence]
-        vectors = embed_texts([sentence for _, sentence in probes])
+        vectors = embed([sentence for _, sentence in probes])
         hits, misses = 0, []
         for (payload, _), vector in zip(probes, vectors):
             readers = [p for p in payload.get(index.ACCESS_FIELD, []) if p not in payload.get(index.DENY_FIELD, [])]

@@ -10,18 +10,30 @@ from docsync import fingerprint, metrics, records, state
 from docsync.records import UpdatesReport, WriteReport
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from docsync.config import Settings
+
+    WarmCall = Callable[..., object]  # call(name, *args): docsync.host_client.WARM_CALLS
 
 log = logging.getLogger(__name__)
 
 
 def finalize(
-    settings: Settings, plan_ref: str, write_reports: list[dict] | None = None, updates: dict | None = None
+    settings: Settings, plan_ref: str, write_reports: list[dict] | None = None, updates: dict | None = None,
+    call: WarmCall | None = None,
 ) -> dict:
     """Record the run as successful with its summary; emit metrics. ``write_reports`` and
     ``updates`` are the JSON of the write and updates steps' reports (as XCom carries them).
     A run whose plan refused to write (another embedding model) is recorded as failed and
-    raises :class:`docsync.fingerprint.EmbeddingChanged` with the plan's message."""
+    raises :class:`docsync.fingerprint.EmbeddingChanged` with the plan's message.
+
+    ``call(name, *args)`` runs the canary's embedding and the Data Docs build
+    (:data:`docsync.host_client.WARM_CALLS`) where the models and GX are loaded already: the
+    worker host (DAG) or a batch worker (CLI). Default: in this process."""
+    from docsync.host_client import run_warm_call
+
+    call = call or (lambda name, *args: run_warm_call(name, args))
     started = time.perf_counter()
     plan = records.read_plan(plan_ref)
     engine = state.get_engine(settings.state_url)
@@ -35,22 +47,20 @@ def finalize(
         state.finish_run(engine, plan.run_id, "failed", summary | {"refused": plan.refused}, metrics.flatten(summary))
         raise fingerprint.EmbeddingChanged(plan.refused)
     if summary["chunks_embedded"] or summary["indexed"]:  # the run changed the index: the canary checks it
-        summary |= _canary(settings, plan.source, plan.run_id)
+        summary |= _canary(settings, plan.source, plan.run_id, call)
     state.finish_run(engine, plan.run_id, "success", summary, metrics.flatten(summary))
     metrics.emit(summary, settings)
     if plan.batches:  # nothing was validated otherwise (and importing GX alone takes seconds)
-        from docsync import data_docs
-
-        data_docs.build(settings, plan.source, plan.run_id)  # GX Data Docs of the run's validations
+        call("build_data_docs", settings, plan.source, plan.run_id)  # GX Data Docs of the run's validations
     return summary
 
 
-def _canary(settings: Settings, source: str, run_id: str) -> dict:
+def _canary(settings: Settings, source: str, run_id: str, call: WarmCall) -> dict:
     """The label-free retrieval canary (docsync.evaluation.canary); it reports, never fails the run."""
     from docsync.evaluation.canary import run_canary
 
     try:
-        result = run_canary(settings, source, run_id)
+        result = run_canary(settings, source, run_id, embed=lambda texts: call("embed_texts", texts))
     except Exception as exc:  # a canary that cannot run is a finding, not a failed sync
         log.warning("retrieval canary of run %s could not run: %s", run_id, exc)
         return {"canary_error": f"{type(exc).__name__}: {exc}"[:300]}
