@@ -56,6 +56,10 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     assert tasks["write"].max_active_tis_per_dag == 1  # embedded Qdrant: one writer
     assert tasks["finalize"].upstream_task_ids == {"plan", "updates", "write"}
     assert tasks["finalize"].trigger_rule == "none_failed"
+    # process and write are one mapped group per batch: a batch's write runs as soon as its own
+    # process task is done (depth-first), not after every batch was processed
+    group = tasks["write"].task_group
+    assert group is tasks["process"].task_group and type(group).__name__ == "MappedTaskGroup"
     assert [a.name for a in tasks["finalize"].outlets] == [asset]
     assert dag.max_active_runs == 1 and dag.catchup is False
 

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
+from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task, task_group
 
 if TYPE_CHECKING:
     from airflow.sdk.types import RuntimeTaskInstanceProtocol
@@ -92,8 +92,8 @@ def build_sync_dag(
     doc_md: str,
     source_kind: str = "fileshare",
 ) -> object:
-    """A TaskFlow DAG: plan -> updates (deletes and ACL-only changes) -> process (mapped over
-    batches) -> write (mapped, one writer) -> finalize (summary, metrics, Asset) -> reconcile;
+    """A TaskFlow DAG: plan -> updates (deletes and ACL-only changes) -> per batch (a mapped task
+    group): process -> write (one writer at a time) -> finalize (summary, metrics, Asset) -> reconcile;
     freshness_check runs after finalize whatever happened and fails when the freshness SLO is
     breached. Only references travel through XCom: the plan's, the batches', the results'."""
     asset = collection_asset(source_name)
@@ -172,8 +172,11 @@ def build_sync_dag(
             from docsync.steps.finalize import finalize as finalize_run
 
             settings = settings_for_run()
+            # The mapped group's writes arrive as a list, but as the lone report itself when the
+            # run had exactly one batch (Airflow 3.3 resolves a one-instance mapped group so).
+            reports = [write_reports] if isinstance(write_reports, dict) else list(write_reports or [])
             try:  # the canary's embedding and the Data Docs on the warm worker host (no model load here)
-                return finalize_run(settings, plan_ref, list(write_reports or []), updates_report,
+                return finalize_run(settings, plan_ref, reports, updates_report,
                                     call=warm_caller(settings))
             except EmbeddingChanged as exc:  # the model changed: a retry cannot help, `docsync reindex` does
                 raise AirflowFailException(str(exc)) from exc
@@ -206,9 +209,17 @@ def build_sync_dag(
         batches = plan()
         plan_ref = batches["plan"]  # the XCom the plan task pushed under the key "plan"
         applied = updates(plan_ref)
-        processed = process.expand(batch_ref=batches)
-        applied >> processed  # no processing failure can hold back a revocation
-        summary = finalize(plan_ref, applied, write.expand(result_ref=processed))
+
+        # One mapped group per batch: its write runs as soon as its own process task is done
+        # (depth-first). Mapping write over process's output instead would hold every write
+        # until the last batch was processed, then run them all one after another (issue 15).
+        @task_group(group_id="batch", prefix_group_id=False)
+        def batch(batch_ref: str):
+            processed = process(batch_ref)
+            applied >> processed  # no processing failure can hold back a revocation
+            return write(processed)
+
+        summary = finalize(plan_ref, applied, batch.expand(batch_ref=batches))
         reconcile(summary)
         summary >> freshness_check()
 
