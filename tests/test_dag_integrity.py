@@ -54,6 +54,8 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     assert tasks["process"].upstream_task_ids == {"plan", "updates"}
     assert tasks["write"].upstream_task_ids == {"process"}
     assert tasks["write"].max_active_tis_per_dag == 1  # embedded Qdrant: one writer
+    # ... that goes first when a slot frees (ahead of waiting process tasks)
+    assert tasks["write"].weight_rule == "absolute" and tasks["write"].priority_weight >= 1000
     assert tasks["finalize"].upstream_task_ids == {"plan", "updates", "write"}
     assert tasks["finalize"].trigger_rule == "none_failed"
     # process and write are one mapped group per batch: a batch's write runs as soon as its own

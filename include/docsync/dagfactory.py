@@ -27,6 +27,9 @@ DEFAULT_ARGS = {
 }
 
 
+WRITE_PRIORITY = 1000  # above any downstream-weighted task of a docsync DAG
+
+
 def process_pool() -> str:
     """Airflow pool of the process tasks (OCR + embedding), DOCSYNC_PROCESS_POOL; create it
     with `airflow pools set docsync_ocr <slots> ...` (README, "Running in production")."""
@@ -156,8 +159,10 @@ def build_sync_dag(
 
             return process_batch(settings_for_run(), batch_ref)
 
-        # Embedded Qdrant takes one writer: write tasks run one at a time.
-        @task(max_active_tis_per_dag=1)
+        # Embedded Qdrant takes one writer: write tasks run one at a time. A write goes before any
+        # waiting process task when a slot frees (process tasks would otherwise win: Airflow
+        # weighs a task by its downstream tasks), so writes keep up with the batches.
+        @task(max_active_tis_per_dag=1, priority_weight=WRITE_PRIORITY, weight_rule="absolute")
         def write(result_ref: str) -> dict:
             from docsync.steps.write import write_batch
 
