@@ -21,6 +21,8 @@ from pathlib import Path
 from bench.common import REPO
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+HOST_WORKERS = 2  # the worker host's processes: one per core
+PROCESS_POOL = "docsync_process"  # the process tasks' Airflow pool, HOST_WORKERS slots
 PG_ADMIN = os.environ.get("DOCSYNC_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 REDIS = "redis://127.0.0.1:6379/0"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -114,6 +116,7 @@ class Stack:
             DOCSYNC_FILESHARE_SCHEDULE="",
             DOCSYNC_RUN_DEADLINE_MIN="0",
             DOCSYNC_WORKER_HOST_SOCKET=self.socket if host else "off",
+            DOCSYNC_PROCESS_POOL=PROCESS_POOL,
         )
         env.update(extra_env or {})
         if executor == "CeleryExecutor":
@@ -166,9 +169,15 @@ class Stack:
         migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=self.env, capture_output=True, text=True, timeout=600)
         if migrate.returncode:
             raise RuntimeError(f"airflow db migrate failed: {migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
+        # As deployed (README "Pools"): as many process slots as there are host workers (or cores).
+        # More would only wait on the host holding executor slots, queued ahead of the writes.
+        pool = subprocess.run([AIRFLOW, "pools", "set", PROCESS_POOL, str(HOST_WORKERS), "docsync process tasks"],
+                              env=self.env, capture_output=True, text=True, timeout=300)
+        if pool.returncode:
+            raise RuntimeError(f"airflow pools set failed: {pool.stdout[-2000:]}{pool.stderr[-2000:]}")
         if self.host:
             started = time.perf_counter()
-            self._start("worker-host", "-m", "docsync.cli", "worker-host", "--workers", "2", python=True)
+            self._start("worker-host", "-m", "docsync.cli", "worker-host", "--workers", str(HOST_WORKERS), python=True)
         self._start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1")
         self._start("scheduler", "scheduler")
         self._start("dag-processor", "dag-processor")
