@@ -22,7 +22,7 @@ from bench.common import REPO
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 HOST_WORKERS = 2  # the worker host's processes: one per core
-PROCESS_POOL = "docsync_process"  # the process tasks' Airflow pool, HOST_WORKERS slots
+PROCESS_POOL = "docsync_process"  # the process tasks' Airflow pool, HOST_WORKERS + 1 slots
 PG_ADMIN = os.environ.get("DOCSYNC_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 REDIS = "redis://127.0.0.1:6379/0"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -169,9 +169,10 @@ class Stack:
         migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=self.env, capture_output=True, text=True, timeout=600)
         if migrate.returncode:
             raise RuntimeError(f"airflow db migrate failed: {migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
-        # As deployed (README "Pools"): as many process slots as there are host workers (or cores).
-        # More would only wait on the host holding executor slots, queued ahead of the writes.
-        pool = subprocess.run([AIRFLOW, "pools", "set", PROCESS_POOL, str(HOST_WORKERS), "docsync process tasks"],
+        # As deployed (README "Pools"): one process slot more than there are host workers, so that a
+        # batch already waits at the host when one is done (no idle worker between tasks); more
+        # would only hold executor slots, queued ahead of the writes.
+        pool = subprocess.run([AIRFLOW, "pools", "set", PROCESS_POOL, str(HOST_WORKERS + 1), "docsync process tasks"],
                               env=self.env, capture_output=True, text=True, timeout=300)
         if pool.returncode:
             raise RuntimeError(f"airflow pools set failed: {pool.stdout[-2000:]}{pool.stderr[-2000:]}")
