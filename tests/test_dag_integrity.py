@@ -53,7 +53,8 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     # deletes and ACL-only changes are applied before any document is processed
     assert tasks["process"].upstream_task_ids == {"plan", "updates"}
     assert tasks["write"].upstream_task_ids == {"process"}
-    assert tasks["write"].max_active_tis_per_dag == 1  # embedded Qdrant: one writer
+    # embedded Qdrant: its lock keeps to one writer at a time; a server: the scheduler does
+    assert tasks["write"].max_active_tis_per_dag is None
     # ... that goes first when a slot frees (ahead of waiting process tasks)
     assert tasks["write"].weight_rule == "absolute" and tasks["write"].priority_weight >= 1000
     assert tasks["finalize"].upstream_task_ids == {"plan", "updates", "write"}
@@ -144,3 +145,18 @@ def test_parsing_is_cheap(dag_file, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
+
+
+def test_one_write_task_at_a_time_with_a_qdrant_server(monkeypatch):
+    """With a server nothing else serialises the writes of a run (collection creation, the
+    embedding fingerprint's claim): the scheduler runs one write task at a time."""
+    from docsync.dagfactory import write_tasks_at_once
+
+    for var in ("DOCSYNC_QDRANT_URL", "DOCSYNC_QDRANT_CONN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    assert write_tasks_at_once() is None
+    monkeypatch.setenv("DOCSYNC_QDRANT_URL", "http://qdrant:6333")
+    assert write_tasks_at_once() == 1
+    monkeypatch.delenv("DOCSYNC_QDRANT_URL")
+    monkeypatch.setenv("DOCSYNC_QDRANT_CONN_ID", "qdrant_default")
+    assert write_tasks_at_once() == 1

@@ -30,6 +30,16 @@ DEFAULT_ARGS = {
 WRITE_PRIORITY = 1000  # above any downstream-weighted task of a docsync DAG
 
 
+def write_tasks_at_once() -> int | None:
+    """How many `write` tasks Airflow may run at once: 1 with a Qdrant server (the writes of a
+    run are serialised by the scheduler); no limit with the embedded index, whose lock
+    (index.open_index) already lets one process write at a time: a write then starts the moment
+    the previous one releases it, not one scheduler loop (~1 s) after its task ended (issue 15).
+    Read when the DAG file is parsed (DOCSYNC_QDRANT_URL / DOCSYNC_QDRANT_CONN_ID)."""
+    server = os.environ.get("DOCSYNC_QDRANT_URL") or os.environ.get("DOCSYNC_QDRANT_CONN_ID")
+    return 1 if server else None
+
+
 def process_pool() -> str:
     """Airflow pool of the process tasks (OCR + embedding), DOCSYNC_PROCESS_POOL; create it
     with `airflow pools set docsync_ocr <slots> ...` (README, "Running in production")."""
@@ -159,10 +169,10 @@ def build_sync_dag(
 
             return process_batch(settings_for_run(), batch_ref)
 
-        # Embedded Qdrant takes one writer: write tasks run one at a time. A write goes before any
-        # waiting process task when a slot frees (process tasks would otherwise win: Airflow
-        # weighs a task by its downstream tasks), so writes keep up with the batches.
-        @task(max_active_tis_per_dag=1, priority_weight=WRITE_PRIORITY, weight_rule="absolute")
+        # One writer at a time (see write_tasks_at_once). A write goes before any waiting process
+        # task when a slot frees (process tasks would otherwise win: Airflow weighs a task by its
+        # downstream tasks), so writes keep up with the batches.
+        @task(max_active_tis_per_dag=write_tasks_at_once(), priority_weight=WRITE_PRIORITY, weight_rule="absolute")
         def write(result_ref: str) -> dict:
             from docsync.steps.write import write_batch
 

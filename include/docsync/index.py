@@ -101,7 +101,7 @@ def open_index(settings: Settings, wait_s: float = 600) -> Iterator:
                     f"cannot open Qdrant at {settings.qdrant.path}: {exc}. Another docsync process holds the "
                     "embedded index; wait for it or use a Qdrant server (DOCSYNC_QDRANT_URL)."
                 ) from exc
-            time.sleep(0.5)
+            time.sleep(0.1)  # the next writer of a DAG run waits here (dagfactory.write_tasks_at_once)
     try:
         yield client
     finally:
