@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from docsync import host_client, index
+from docsync import host_client
 from docsync.steps.finalize import finalize
 from docsync.steps.plan import plan
 from docsync.steps.updates import apply_updates
@@ -61,13 +61,18 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, 9)
 
 
-def sync_through_host(settings: Settings, root: Path) -> dict:
-    """The DAG's steps in order, each `process` through host_client as the DAG task does."""
+def sync_through_host(settings: Settings, root: Path, write_on_host: bool = False) -> dict:
+    """The DAG's steps in order, each `process` through host_client as the DAG task does (and,
+    with ``write_on_host``, each write as the DAG's write task does)."""
     planned = plan(settings, f"host__{time.time_ns()}", str(root))
-    with index.keep_open(settings):
-        updates = apply_updates(settings, planned.plan).to_json()
-        reports = [write_batch(settings, host_client.process_batch(settings, ref)).to_json() for ref in planned.batches]
-    return finalize(settings, planned.plan, reports, updates, call=host_client.warm_caller(settings))
+    call = host_client.warm_caller(settings)
+    updates = apply_updates(settings, planned.plan).to_json()
+    reports = []
+    for ref in planned.batches:
+        result_ref = host_client.process_batch(settings, ref)
+        reports.append(call("write_batch", settings, result_ref) if write_on_host
+                       else write_batch(settings, result_ref).to_json())
+    return finalize(settings, planned.plan, reports, updates, call=call)
 
 
 @pytest.fixture()
@@ -108,6 +113,29 @@ def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp
         done, _ = host_client.call_on_host(settings, "os.system", "true")
         assert not done
         assert host_client.call_on_host(settings, "embed_texts", ["a warm call"])[1][0] is not None
+    finally:
+        stop(proc)
+
+
+@slow
+def test_writer_killed_mid_write_task_writes_itself(tmp_path, settings, short_home):
+    """The write tasks' writes go to the host's writer process; SIGKILL it right after an
+    upsert (before the state commit): the task writes the batch itself (idempotent), the host
+    starts a new writer for the next batch, and every document is indexed exactly once."""
+    share = make_share(tmp_path / "share")
+    sock = short_home / "host.sock"
+    proc = start_host(settings.home, sock, DOCSYNC_KILL_AT="write:after_upsert",
+                      DOCSYNC_KILL_ONCE=str(tmp_path / "killed-once"))
+    try:
+        wait_ready(sock, proc)
+        settings = settings.replace(host_socket=str(sock), batch_size=4)
+        summary = sync_through_host(settings, share, write_on_host=True)
+        assert (tmp_path / "killed-once").exists(), "the fault was not injected"
+        assert summary["indexed"] == 10 and summary["quarantined"] == 0
+        assert_consistent(snapshot(settings))
+        report = host_client.health(sock)
+        assert report["calls_done"]["write_batch"] == 2, report  # 3 batches: the first written by the task
+        assert proc.poll() is None
     finally:
         stop(proc)
 
@@ -223,8 +251,8 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
         assert len(process_tasks) == 3 and all(t["state"] == "success" for t in process_tasks)
         report = host_client.health(sock)
         assert report["batches_done"] == 3, "a process task did not go through the host"
-        # finalize handed the canary's embedding and the Data Docs build to the host too
-        assert report["calls_done"] == {"embed_texts": 1, "build_data_docs": 1}, report
+        # so did each write task its write, and finalize its canary embedding and Data Docs build
+        assert report["calls_done"] == {"embed_texts": 1, "build_data_docs": 1, "write_batch": 3}, report
         snap = read_index(tmp_path / "docsync")
         assert {p["path"] for p in snap["points"].values()} == {f"team{i % 3}/doc{i}.txt" for i in range(10)}
     finally:

@@ -174,9 +174,11 @@ def build_sync_dag(
         # downstream tasks), so writes keep up with the batches.
         @task(max_active_tis_per_dag=write_tasks_at_once(), priority_weight=WRITE_PRIORITY, weight_rule="absolute")
         def write(result_ref: str) -> dict:
-            from docsync.steps.write import write_batch
+            """Written by the worker host's writer (qdrant-client imported already), or here."""
+            from docsync.host_client import warm_caller
 
-            return write_batch(settings_for_run(), result_ref).to_json()
+            settings = settings_for_run()
+            return warm_caller(settings)("write_batch", settings, result_ref)
 
         @task(trigger_rule="none_failed", outlets=[asset])
         def finalize(plan_ref: str, updates_report: dict, write_reports: list | None = None) -> dict:

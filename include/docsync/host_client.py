@@ -100,14 +100,19 @@ def process_on_host(settings: Settings, batch_ref: str) -> str | None:
     return reply["result_ref"]
 
 
-# What finalize may run in an already warm process (the host's workers, the CLI's pool): the
-# parts that would otherwise import GX (~4 s) or load the embedder (~4-7 s) in a cold task.
+# What finalize and the write task may run in an already warm process (the host's workers,
+# the CLI's pool): what would otherwise import GX (~4 s), load the embedder (~4-7 s) or import
+# qdrant-client (~1.5 s) in a cold task.
 # Requests name a function of this list only (messages are pickled; the key keeps strangers out,
 # the list keeps the host from calling anything else).
 WARM_CALLS = {
     "embed_texts": ("docsync.embed", "embed_texts"),
     "build_data_docs": ("docsync.data_docs", "build"),
+    # The write task's work, in the host's writer process: a task process would spend ~1.5 s
+    # importing qdrant-client and numpy for a write that takes ~0.1 s (issue 15).
+    "write_batch": ("docsync.steps.write", "write_batch_json"),
 }
+WRITER_CALLS = frozenset({"write_batch"})  # run by the host's one writer process, not its batch workers
 
 
 def run_warm_call(name: str, args: tuple) -> object:

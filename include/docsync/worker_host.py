@@ -1,11 +1,16 @@
 """`docsync worker-host`: one long-lived processing host per machine. It keeps warm worker
 processes (models loaded: spaCy/Presidio, the embedder, GX suites, unstructured) and processes
 the batches that `process` tasks hand it over a Unix socket (:mod:`docsync.host_client`), so a
-mapped task pays no model loading (issue 15).
+mapped task pays no model loading (issue 15). It also runs the allow-listed warm calls
+(``host_client.WARM_CALLS``): finalize's canary embedding and Data Docs build on a batch worker,
+the `write` tasks' writes on its one writer process (qdrant-client imported once, one write at
+a time).
 
 Safety: a batch is idempotent (its result file is written atomically under a name fixed by the
 plan; nothing else is written), so any process may be SIGKILLed at any time:
 - a host worker: the pool is replaced and the batches it held are run once more;
+- the writer: it is replaced; the write task whose write it held writes the batch itself
+  (a write is idempotent: deterministic point IDs, one state transaction);
 - the host: the supervisor (``docsync worker-host``) starts a new one; a waiting task sees the
   connection close and processes its batch itself (host_client's fallback);
 - the task: the host finishes the batch; the retried task's request joins it (same reference).
@@ -79,6 +84,15 @@ def warm(settings: Settings) -> None:
         validate._runtime(str(settings.sync.expectations_dir), suite, settings.ocr.min_confidence)
 
 
+def _init_writer(host_pid: int) -> None:
+    """The host's writer process: exits with the host; imports what a write needs, once."""
+    threading.Thread(target=_exit_with_host, args=(host_pid,), daemon=True, name="host-watch").start()
+    import qdrant_client  # noqa: F401  (~1.5 s with numpy: what a write task would pay)
+
+    from docsync import index  # noqa: F401
+    from docsync.steps import write  # noqa: F401
+
+
 def _ping() -> int:
     """Returns once every worker of the pool is warm (one ping per worker, all held at a barrier)."""
     _STARTED.wait(900)
@@ -119,6 +133,7 @@ class Host:
         self.recent: list[dict] = []  # the last batches done (number, queued, seconds): bench/dag.py reads them
         self.started = time.time()
         self.pool = self._new_pool()
+        self.writer = self._new_writer()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         import multiprocessing
@@ -130,6 +145,14 @@ class Host:
         self.pool_batches = 0
         self.warming = [pool.submit(_ping) for _ in range(self.workers)]  # start (and warm) every worker now
         return pool
+
+    def _new_writer(self) -> ProcessPoolExecutor:
+        """One process for the write tasks' writes: one at a time (the embedded index takes one
+        writer), never queued behind a batch, replaced when it dies."""
+        import multiprocessing
+
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_writer,
+                                   initargs=(os.getpid(),))
 
     def ready(self) -> bool:
         return all(f.done() and not f.exception() for f in self.warming)
@@ -194,17 +217,24 @@ class Host:
 
     def call(self, name: str, args: tuple) -> dict:
         """One allow-listed function (host_client.WARM_CALLS) on a warm worker; the reply."""
-        from docsync.host_client import WARM_CALLS, run_warm_call
+        from docsync.host_client import WARM_CALLS, WRITER_CALLS, run_warm_call
 
         if name not in WARM_CALLS:
             return {"ok": False, "error": f"{name!r} is not a call the worker host runs"}
+        writer = name in WRITER_CALLS
         with self.lock:
-            pool = self.pool
+            pool = self.writer if writer else self.pool
         try:
             value = pool.submit(run_warm_call, name, args).result()
         except BrokenProcessPool:
-            self._replace_pool(pool, f"a worker died during {name}")
-            return {"ok": False, "error": "a host worker died"}
+            if writer:
+                with self.lock:
+                    if self.writer is pool:
+                        log.warning("worker host: replacing its writer process (it died during %s)", name)
+                        self.writer = self._new_writer()
+            else:
+                self._replace_pool(pool, f"a worker died during {name}")
+            return {"ok": False, "error": f"a host {'writer' if writer else 'worker'} process died"}
         except Exception as exc:  # the caller runs it itself and sees the error there
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         with self.lock:
@@ -300,6 +330,7 @@ def serve(settings: Settings, socket_path: str, workers: int, ready: threading.E
     finally:
         path.unlink(missing_ok=True)
         host.pool.shutdown(wait=False, cancel_futures=True)
+        host.writer.shutdown(wait=True)  # a write in progress finishes (it is short; the index lock is released)
 
 
 def supervise(socket_path: str, workers: int, max_backoff_s: float = 30.0) -> int:

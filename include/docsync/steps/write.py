@@ -193,3 +193,10 @@ def write_batch(settings: Settings, result_ref: str, collection: str | None = No
         counts=dict(counts), propagation_lag_s=tuple(lags), pii=dict(pii_counts),
         ocr_pages=ocr_pages, process_s=result.process_s, index_s=round(time.perf_counter() - started, 3),
     )
+
+
+def write_batch_json(settings: Settings, result_ref: str) -> dict:
+    """:func:`write_batch`'s report as JSON (what the DAG's write task returns): the worker
+    host's writer runs this for the task (host_client.WARM_CALLS)."""
+    return write_batch(settings, result_ref).to_json()
+
