@@ -50,6 +50,8 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     assert tasks["freshness_check"].upstream_task_ids == {"finalize"}
     assert tasks["freshness_check"].trigger_rule == "all_done"
     assert tasks["updates"].upstream_task_ids == {"plan"}
+    # a run that changes nothing ends in updates (it finalizes there), skipping everything after it
+    assert tasks["updates"].ignore_downstream_trigger_rules is True
     # deletes and ACL-only changes are applied before any document is processed
     assert tasks["process"].upstream_task_ids == {"plan", "updates"}
     assert tasks["write"].upstream_task_ids == {"process"}

@@ -55,6 +55,13 @@ def finalize(
     return summary
 
 
+def changes_nothing(plan_ref: str) -> bool:
+    """Whether the run has nothing to process, update or delete (and no refusal to report):
+    the DAG then ends it in its updates task, as the CLI does right after the plan."""
+    plan = records.read_plan(plan_ref)
+    return plan.counts.changes_nothing and not (plan.batches or plan.updates or plan.deletes or plan.refused)
+
+
 def _canary(settings: Settings, source: str, run_id: str, call: WarmCall) -> dict:
     """The label-free retrieval canary (docsync.evaluation.canary); it reports, never fails the run."""
     from docsync.evaluation.canary import run_canary
