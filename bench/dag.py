@@ -77,7 +77,10 @@ def dag_run(stack: Stack) -> dict:
         row["sum_s"] += ti.get("duration") or 0.0
         if ti.get("queued_when"):
             row["queued_s"].append(_ts(ti["start_date"]) - _ts(ti["queued_when"]))
-    summary = api.call("GET", f"{path}/taskInstances/finalize/xcomEntries/return_value")["value"]
+    try:
+        summary = api.call("GET", f"{path}/taskInstances/finalize/xcomEntries/return_value")["value"]
+    except RuntimeError:  # a run that changed nothing ends in its updates task: finalize is skipped
+        summary = {}
     work_s = (summary.get("stage_s") or {}).get("process", 0.0)
     proc = by_task.get("process", {"n": 0, "sum_s": 0.0})
     queued = [q for row in by_task.values() for q in row["queued_s"]]

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,6 +25,7 @@ from tests.support import REPO
 from tests.test_pipeline import assert_consistent, make_share, snapshot
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from docsync.config import Settings
@@ -84,23 +86,37 @@ def short_home(tmp_path_factory) -> Path:
     return Path(tempfile.mkdtemp(prefix="dsh-", dir="/tmp"))
 
 
+@contextmanager
+def host_killing_at(tmp_path: Path, settings: Settings, short_home: Path, kill_at: str) -> Iterator[Settings]:
+    """A warm host (one worker) whose process that first reaches crash point ``kill_at`` is
+    SIGKILLed there (once); yields the settings that hand work to it."""
+    sock = short_home / "host.sock"
+    proc = start_host(settings.home, sock, DOCSYNC_KILL_AT=kill_at, DOCSYNC_KILL_ONCE=str(tmp_path / "killed-once"))
+    try:
+        wait_ready(sock, proc)
+        yield settings.replace(host_socket=str(sock))
+        assert proc.poll() is None, "the host itself died"
+    finally:
+        stop(proc)
+
+
+def synced_once_killed(tmp_path: Path, settings: Settings, write_on_host: bool = False) -> tuple[dict, dict]:
+    """10 documents synced through the host; the fault fired and every document is indexed
+    exactly once. Returns the run summary and the host's health report."""
+    summary = sync_through_host(settings, make_share(tmp_path / "share"), write_on_host)
+    assert (tmp_path / "killed-once").exists(), "the fault was not injected"
+    assert summary["indexed"] == 10 and summary["quarantined"] == 0
+    assert_consistent(snapshot(settings))
+    return summary, host_client.health(settings.sync.host_socket)
+
+
 @slow
 def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp_path, settings, short_home):
     """Two batches through a host whose worker is SIGKILLed (once) right after embedding the
     first: the pool is replaced, the batch runs again, every document indexed exactly once; the
     health report shows the replacement and the workers' memory."""
-    share = make_share(tmp_path / "share")
-    sock = short_home / "host.sock"
-    proc = start_host(settings.home, sock, DOCSYNC_KILL_AT="process:after_embed",
-                      DOCSYNC_KILL_ONCE=str(tmp_path / "killed-once"))
-    try:
-        wait_ready(sock, proc)
-        settings = settings.replace(host_socket=str(sock), batch_size=5)
-        summary = sync_through_host(settings, share)
-        assert (tmp_path / "killed-once").exists(), "the fault was not injected"
-        assert summary["indexed"] == 10 and summary["quarantined"] == 0
-        assert_consistent(snapshot(settings))
-        report = host_client.health(sock)
+    with host_killing_at(tmp_path, settings, short_home, "process:after_embed") as settings:
+        summary, report = synced_once_killed(tmp_path, settings.replace(batch_size=5))
         assert report["batches_done"] == 2 and report["pool_replacements"] == 1
         assert all(0 < mib < report["worker_max_mib"] for mib in report["worker_rss_mib"].values())
         # finalize's canary embedding and Data Docs ran on the host's warm worker ...
@@ -113,8 +129,6 @@ def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp
         done, _ = host_client.call_on_host(settings, "os.system", "true")
         assert not done
         assert host_client.call_on_host(settings, "embed_texts", ["a warm call"])[1][0] is not None
-    finally:
-        stop(proc)
 
 
 @slow
@@ -122,22 +136,9 @@ def test_writer_killed_mid_write_task_writes_itself(tmp_path, settings, short_ho
     """The write tasks' writes go to the host's writer process; SIGKILL it right after an
     upsert (before the state commit): the task writes the batch itself (idempotent), the host
     starts a new writer for the next batch, and every document is indexed exactly once."""
-    share = make_share(tmp_path / "share")
-    sock = short_home / "host.sock"
-    proc = start_host(settings.home, sock, DOCSYNC_KILL_AT="write:after_upsert",
-                      DOCSYNC_KILL_ONCE=str(tmp_path / "killed-once"))
-    try:
-        wait_ready(sock, proc)
-        settings = settings.replace(host_socket=str(sock), batch_size=4)
-        summary = sync_through_host(settings, share, write_on_host=True)
-        assert (tmp_path / "killed-once").exists(), "the fault was not injected"
-        assert summary["indexed"] == 10 and summary["quarantined"] == 0
-        assert_consistent(snapshot(settings))
-        report = host_client.health(sock)
+    with host_killing_at(tmp_path, settings, short_home, "write:after_upsert") as settings:
+        _, report = synced_once_killed(tmp_path, settings.replace(batch_size=4), write_on_host=True)
         assert report["calls_done"]["write_batch"] == 2, report  # 3 batches: the first written by the task
-        assert proc.poll() is None
-    finally:
-        stop(proc)
 
 
 def test_the_process_task_imports_nothing_heavy(settings):
