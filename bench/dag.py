@@ -6,7 +6,9 @@ initial load, no change, 1% changed (modified + deleted + added).
 Per DAG run: wall (run start to end), CPU seconds of every Airflow component and the worker
 host over the run, sum of task durations by task (metadata DB, through the REST API), queueing
 delay (task queued -> started), and the fixed cost per mapped `process` task: its duration minus
-the batch's own processing time (BatchResult.process_s, summed in the run summary).
+the batch's own processing time (BatchResult.process_s, summed in the run summary); and each task
+instance's timeline (queued, started, ended after the run's start: the critical path). The
+`process` tasks run in an Airflow pool of host workers + 1 slots, as README "Pools" recommends.
 
 ``python -m bench.run dag [--dag-docs 300] [--dag-modes local-host,local-cold,celery-host]``
 (full: ``--dag-docs 1000``). Targets (issue 15): fixed cost <= 1 s per process task; DAG wall
