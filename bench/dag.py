@@ -105,6 +105,7 @@ def dag_run(stack: Stack) -> dict:
         "fixed_per_process_task_s": round((proc["sum_s"] - work_s - host_wait_s) / proc["n"], 2) if proc["n"] else None,
         "host_wait_s": round(host_wait_s, 1),
         "indexed": summary.get("indexed"), "deleted": summary.get("deleted"),
+        "summary": {k: summary.get(k, 0) for k in ("indexed", "chunks", "chunks_embedded", "ocr_pages")},
         "worker_rss_mib": (host or {}).get("worker_rss_mib"),
         "load_avg_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # before, after: a shared machine
         "timeline": timeline,  # [task, map index, queued, started, ended] seconds after the run started

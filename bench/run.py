@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--docs", type=int, default=1000, help="incremental: share size (default 1000)")
     parser.add_argument("--profile", action="store_true", help="incremental/scale: cProfile the no-change re-sync")
     parser.add_argument("--e2e-docs", type=int, default=200, help="stages: mixed corpus size (default 200)")
+    parser.add_argument("--stages-dag", action="store_true",
+                        help="stages: also load each corpus through the fileshare_sync DAG (issue 15 item 5)")
     parser.add_argument("--peer-docs", type=int, default=1000, help="peers: share size (default 1000)")
     parser.add_argument("--peer-anonymize", action="store_true",
                         help="peers: the peers anonymize with Presidio too (issue 15 item 4)")

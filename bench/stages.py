@@ -54,11 +54,34 @@ def main(args: argparse.Namespace) -> None:
               "ocr": stage("ocr", 24, "--pdf-dir", str(roots["scanned"] / "share"))}
     for name, run in runs.items():
         run["e2e"] = docsync_run(roots[name] / "share", roots[name] / "home", roots[name].name, env=BATCH_ENV)
+        if getattr(args, "stages_dag", False):
+            run["dag"] = dag_load(roots[name], run["e2e"].get("workers", 2))
+    if getattr(args, "stages_dag", False):  # the DAG series skips the profile (one process, slow under cProfile)
+        render(limits, runs)
+        return
     # A profiled load of the mixed corpus (fresh home, one process): where docsync's time goes.
     runs["mixed"]["profiled"] = docsync_run(roots["mixed"] / "share", roots["mixed"] / "home-profiled",
                                             "e2e-mixed-profiled", profile=RESULTS / f"e2e-{sizes['mixed']}-profile.txt",
                                             env=BATCH_ENV)
     render(limits, runs)
+
+
+def dag_load(root, workers: int) -> dict:
+    """The same corpus loaded by the fileshare_sync DAG (issue 15 item 5: the DAG path), under
+    LocalExecutor with the worker host (its warm-up not counted, as in bench/dag.py)."""
+    from bench.airflow_stack import Stack
+    from bench.dag import PASSED_SETTINGS, dag_run
+
+    env = BATCH_ENV | {k: os.environ[k] for k in PASSED_SETTINGS if os.environ.get(k)}
+    (root / "dag").mkdir(parents=True, exist_ok=True)
+    stack = Stack(root / "dag", "LocalExecutor", root / "share", root / "dag" / "home", True, slots=4, extra_env=env)
+    try:
+        stack.start()
+        run = dag_run(stack)
+    finally:
+        stack.stop()
+    return {"wall_s": run["wall_s"], "cpu_s": run["cpu_s"], "summary": run["summary"], "workers": workers,
+            "peak_rss_mib": max((run.get("worker_rss_mib") or {0: 0}).values())}
 
 
 def fraction(limits: dict, e2e: dict) -> dict:
@@ -81,14 +104,18 @@ def render(limits: dict, runs: dict) -> None:
     rows = []
     out = {}
     for name, run in runs.items():
-        e2e, s = run["e2e"], run["e2e"]["summary"]
-        f = fraction(limits, e2e)
-        out[name] = f
-        mix = ", ".join(f"{v} {k}" for k, v in run["kinds"].items())
-        rows.append([f"{name}: {run['n']} docs ({mix})", f"{s['ocr_pages']} pages / {s['chunks_embedded']} chunks",
-                     f"{f['slowest']} {f['need'][f['slowest']]:.1f} s", f"{f['bound_s']:.1f} s", e2e["wall_s"],
-                     e2e["cpu_s"], f"{s['indexed'] / e2e['wall_s']:.2f}", f"**{f['fraction']:.0%}**",
-                     f"{f['fraction_of_bound']:.0%}", e2e["peak_rss_mib"]])
+        for path in ("e2e", "dag"):
+            if path not in run:
+                continue
+            e2e, s = run[path], run[path]["summary"]
+            f = fraction(limits, e2e)
+            out[name if path == "e2e" else f"{name} (DAG)"] = f
+            mix = ", ".join(f"{v} {k}" for k, v in run["kinds"].items())
+            label = f"{name}: {run['n']} docs ({mix})" + (", DAG" if path == "dag" else ", CLI")
+            rows.append([label, f"{s['ocr_pages']} pages / {s['chunks_embedded']} chunks",
+                         f"{f['slowest']} {f['need'][f['slowest']]:.1f} s", f"{f['bound_s']:.1f} s", e2e["wall_s"],
+                         e2e["cpu_s"], f"{s['indexed'] / e2e['wall_s']:.2f}", f"**{f['fraction']:.0%}**",
+                         f"{f['fraction_of_bound']:.0%}", e2e["peak_rss_mib"]])
     body += "\n\n" + table(
         ["corpus", "OCR / embedding work", "slowest stage alone", "all stages on the cores", "docsync wall s",
          "docsync CPU s", "docs/s", "of slowest stage", "of shared-core bound", "peak RSS MiB / process"], rows)
