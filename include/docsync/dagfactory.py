@@ -171,13 +171,9 @@ def build_sync_dag(
             from airflow.sdk.exceptions import AirflowFailException
 
             from docsync.metrics import FreshnessSLOBreached, check_freshness
-            from docsync.steps.finalize import finalize as finalize_run
-            from docsync.steps.reconcile import reconcile_if_due
-            from docsync.storage import cleanup_run
+            from docsync.steps.finalize import finish
 
-            summary = finalize_run(settings, plan_ref, [], report)
-            reconcile_if_due(settings, summary)
-            cleanup_run(settings, source_name, run_id)
+            finish(settings, plan_ref, [], report, run_id)  # as the CLI ends such a run
             try:
                 check_freshness(settings, source_name)
             except FreshnessSLOBreached as exc:

@@ -8,11 +8,10 @@ import queue
 import threading
 from typing import TYPE_CHECKING
 
-from docsync import state, storage
-from docsync.steps.finalize import finalize
+from docsync import state
+from docsync.steps.finalize import finish
 from docsync.steps.plan import PlanRef, plan
 from docsync.steps.process import process_batch
-from docsync.steps.reconcile import reconcile_if_due
 from docsync.steps.updates import apply_updates
 from docsync.steps.write import write_batch
 
@@ -57,7 +56,7 @@ def run_sync(
     if first is None:  # the walk is over and staged no batch
         planned = walk.planned
         if planned.counts.changes_nothing:  # no batches, updates or deletes: Qdrant is not even opened
-            return _finish(settings, planned, [], {}, run_id, cleanup)
+            return finish(settings, planned.plan, [], {}, run_id, cleanup)
     from docsync import index
 
     batch_workers = _Workers(workers or settings.sync.workers)
@@ -67,7 +66,7 @@ def run_sync(
         reports = _process_and_write(settings, walk, first, batch_workers) if first is not None else []
         # The canary's embedding and the Data Docs run in a batch worker, where the embedder
         # and GX are loaded already (this process would load them for that alone: ~8 s).
-        return _finish(settings, walk.planned, reports, walk.applied(), run_id, cleanup, batch_workers.call)
+        return finish(settings, walk.planned.plan, reports, walk.applied(), run_id, cleanup, batch_workers.call)
 
 
 class _Walk:
@@ -195,11 +194,3 @@ def _process_and_write(settings: Settings, walk: _Walk, first: str, workers: _Wo
         reports.append(write_batch(settings, inflight.popleft().result()).to_json())
     return reports
 
-
-def _finish(settings: Settings, planned: PlanRef, reports: list[dict], updates: dict, run_id: str, cleanup: bool,
-            call=None) -> dict:
-    summary = finalize(settings, planned.plan, reports, updates, call=call)
-    summary["reconcile"] = reconcile_if_due(settings, summary)
-    if cleanup:
-        storage.cleanup_run(settings, summary["source"], run_id)
-    return summary

@@ -55,6 +55,23 @@ def finalize(
     return summary
 
 
+def finish(
+    settings: Settings, plan_ref: str, write_reports: list[dict], updates: dict, run_id: str, cleanup: bool = True,
+    call: WarmCall | None = None,
+) -> dict:
+    """The end of a run where nothing else follows (the CLI; the DAG's run that changed
+    nothing): :func:`finalize`, reconcile when due, the run's staged files dropped (kept with
+    ``cleanup=False``). The DAG otherwise runs these as its finalize and reconcile tasks."""
+    from docsync.steps.reconcile import reconcile_if_due
+    from docsync.storage import cleanup_run
+
+    summary = finalize(settings, plan_ref, write_reports, updates, call=call)
+    summary["reconcile"] = reconcile_if_due(settings, summary)
+    if cleanup:
+        cleanup_run(settings, summary["source"], run_id)
+    return summary
+
+
 def changes_nothing(plan_ref: str) -> bool:
     """Whether the run has nothing to process, update or delete (and no refusal to report):
     the DAG then ends it in its updates task, as the CLI does right after the plan."""
