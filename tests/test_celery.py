@@ -229,6 +229,7 @@ def celery_env(tmp_path: Path, root: Path, airflow_db: str, state_url: str, port
         DOCSYNC_STATE_URL=state_url,
         DOCSYNC_STAGING=f"file://{tmp_path / 'staging'}",
         DOCSYNC_BATCH_SIZE="7",  # two process batches: one per worker
+        DOCSYNC_PROCESS_PARALLELISM="2",  # ... in a task each
         DOCSYNC_PROCESS_POOL="docsync_ocr",
         DOCSYNC_FILESHARE_SCHEDULE="",  # triggered only: no scheduled run on unpause
     )
@@ -276,8 +277,9 @@ def test_celery_executor_two_workers_matches_embedded_run(demo_corpus, tmp_path,
         assert len(process) == 2 and {t["pool"] for t in process} == {"docsync_ocr"}
         assert {t["queue"] for t in tis} == {queue}
         xcom = api.call("GET", f"{run_path}/taskInstances/plan/xcomEntries/return_value")["value"]
-        batches = json.loads(xcom) if isinstance(xcom, str) else xcom
-        assert len(batches) == 2 and all(b.startswith(f"file://{tmp_path}/staging/") for b in batches)
+        groups = json.loads(xcom) if isinstance(xcom, str) else xcom
+        assert [len(g) for g in groups] == [1, 1]
+        assert all(b.startswith(f"file://{tmp_path}/staging/") for g in groups for b in g)
         # each worker process ran tasks (one slot each, both ready before the trigger)
         received = {n: services.log(f"worker-{n}").count("Executing workload in Celery") for n in WORKERS}
         assert all(received.values()) and sum(received.values()) == len(tis), received

@@ -61,8 +61,9 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     assert tasks["write"].weight_rule == "absolute" and tasks["write"].priority_weight >= 1000
     assert tasks["finalize"].upstream_task_ids == {"plan", "updates", "write"}
     assert tasks["finalize"].trigger_rule == "none_failed"
-    # process and write are one mapped group per batch: a batch's write runs as soon as its own
-    # process task is done (depth-first), not after every batch was processed
+    # process and write are one mapped group per group of batches (docsync.batching.task_groups):
+    # a group's write runs as soon as its own process task is done (depth-first), not after every
+    # batch was processed
     group = tasks["write"].task_group
     assert group is tasks["process"].task_group and type(group).__name__ == "MappedTaskGroup"
     assert [a.name for a in tasks["finalize"].outlets] == [asset]

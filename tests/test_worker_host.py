@@ -224,6 +224,7 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
         PYTHONPATH=os.pathsep.join([str(REPO / "include"), str(REPO)]),
         DOCSYNC_WORKER_HOST_SOCKET=str(sock), DOCSYNC_BATCH_SIZE="4", DOCSYNC_FILESHARE_SCHEDULE="",
         DOCSYNC_RUN_DEADLINE_MIN="0",
+        DOCSYNC_PROCESS_PARALLELISM="1",  # 3 batches for 1 host worker: 2 tasks (2 batches, then 1)
     )
     services = Services(env, tmp_path / "service-logs")
     host = subprocess.Popen([sys.executable, "-m", "docsync.cli", "worker-host", "--workers", "1"], env=env,
@@ -249,9 +250,11 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
         assert state == "success", services.diagnostics(tmp_path / "airflow")
         tis = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
         process_tasks = [t for t in tis if t["task_id"] == "process"]
-        assert len(process_tasks) == 3 and all(t["state"] == "success" for t in process_tasks)
+        assert len(process_tasks) == 2 and all(t["state"] == "success" for t in process_tasks)
+        groups = api.call("GET", f"{run_path}/taskInstances/plan/xcomEntries/return_value")["value"]
+        assert [len(g) for g in (json.loads(groups) if isinstance(groups, str) else groups)] == [2, 1]
         report = host_client.health(sock)
-        assert report["batches_done"] == 3, "a process task did not go through the host"
+        assert report["batches_done"] == 3, "a batch of a process task did not go through the host"
         # so did each write task its write, and finalize its canary embedding and Data Docs build
         assert report["calls_done"] == {"embed_texts": 1, "build_data_docs": 1, "write_batch": 3}, report
         snap = read_index(tmp_path / "docsync")

@@ -191,6 +191,10 @@ class SyncSettings:
     # initial load of millions of documents is processed a slice per run (docsync.walk).
     plan_slice_batches: int = 0
     workers: int = 1  # CLI/run_sync: batches processed in parallel processes (the DAG maps tasks instead)
+    # Batches a deployment processes at once (all worker hosts' workers; 0: this machine's worker
+    # host, DOCSYNC_WORKERS or one per core). A DAG run maps one task per group of batches, sized
+    # from this (docsync.batching.task_groups), so task overhead does not grow with the batch count.
+    process_parallelism: int = 0
     reconcile_interval_h: float = 24.0  # full state/Qdrant check on runs that wrote nothing; 0 = every run
     data_docs: bool = True  # GX Data Docs per run under home/data_docs/<source>/site
     data_docs_keep_runs: int = 20
@@ -363,6 +367,7 @@ def load_settings() -> Settings:
             max_doc_memory_bytes=int(float(_env("DOCSYNC_MAX_DOC_MEMORY_MB", "2048")) * 2**20),
             workers=max(1, int(_env("DOCSYNC_WORKERS", "1"))),
             plan_slice_batches=max(0, int(_env("DOCSYNC_PLAN_SLICE_BATCHES", "0"))),
+            process_parallelism=max(0, int(_env("DOCSYNC_PROCESS_PARALLELISM", "0"))),
             reconcile_interval_h=float(_env("DOCSYNC_RECONCILE_INTERVAL_H", "24")),
             data_docs=_env("DOCSYNC_DATA_DOCS", "1").strip().lower() not in ("0", "false", "no", "off"),
             data_docs_keep_runs=int(_env("DOCSYNC_DATA_DOCS_KEEP_RUNS", "20")),

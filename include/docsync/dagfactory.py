@@ -133,11 +133,12 @@ def build_sync_dag(
         @task
         def plan(
             params: dict | None = None, run_id: str | None = None, ti: RuntimeTaskInstanceProtocol | None = None
-        ) -> list[str]:
-            """Stage the run's work; returns the batches' references (mapped over below) and
-            pushes the plan's reference as XCom ``plan`` for the updates and finalize tasks."""
+        ) -> list[list[str]]:
+            """Stage the run's work; returns the batches' references in groups (mapped over below)
+            and pushes the plan's reference as XCom ``plan`` for the updates and finalize tasks."""
             from airflow.sdk.exceptions import AirflowFailException
 
+            from docsync.batching import process_parallelism, task_groups
             from docsync.sources import SourceRefused
             from docsync.steps.plan import plan as plan_run
 
@@ -152,7 +153,9 @@ def build_sync_dag(
             except SourceRefused as exc:  # the same content would be refused again: no retries
                 raise AirflowFailException(str(exc)) from exc
             ti.xcom_push(key="plan", value=planned.plan)
-            return list(planned.batches)
+            # One mapped task per group of batches, not per batch: each task costs the scheduler
+            # and the executor ~1 CPU s on the cores the batches need (issue 15).
+            return task_groups(planned.batches, process_parallelism(settings))
 
         # A run that changes nothing ends in this task: the rest of the DAG is skipped (four task
         # hand-offs, ~4 s of a ~6 s no-change run; issue 15).
@@ -181,23 +184,25 @@ def build_sync_dag(
             return None
 
         @task(pool=process_pool())  # caps concurrent OCR + embedding across all workers
-        def process(batch_ref: str) -> str:
-            """Hands the batch to this machine's warm worker host (`docsync worker-host`), or
-            processes it here when none answers; imports nothing heavy before that."""
-            from docsync.host_client import process_batch
+        def process(batch_refs: list[str]) -> list[str]:
+            """Hands each batch of its group to this machine's warm worker host (`docsync
+            worker-host`), or processes it here when none answers; imports nothing heavy before that."""
+            from docsync.host_client import process_batches
 
-            return process_batch(settings_for_run(), batch_ref)
+            return process_batches(settings_for_run(), batch_refs)
 
         # One writer at a time (see write_tasks_at_once). A write goes before any waiting process
         # task when a slot frees (process tasks would otherwise win: Airflow weighs a task by its
         # downstream tasks), so writes keep up with the batches.
         @task(max_active_tis_per_dag=write_tasks_at_once(), priority_weight=WRITE_PRIORITY, weight_rule="absolute")
-        def write(result_ref: str) -> dict:
-            """Written by the worker host's writer (qdrant-client imported already), or here."""
+        def write(result_refs: list[str]) -> list[dict]:
+            """Written by the worker host's writer (qdrant-client imported already), or here; a
+            batch at a time, in its group's order."""
             from docsync.host_client import warm_caller
 
             settings = settings_for_run()
-            return warm_caller(settings)("write_batch", settings, result_ref)
+            call = warm_caller(settings)
+            return [call("write_batch", settings, ref) for ref in result_refs]
 
         @task(trigger_rule="none_failed", outlets=[asset])
         def finalize(plan_ref: str, updates_report: dict, write_reports: list | None = None) -> dict:
@@ -208,9 +213,10 @@ def build_sync_dag(
             from docsync.steps.finalize import finalize as finalize_run
 
             settings = settings_for_run()
-            # The mapped group's writes arrive as a list, but as the lone report itself when the
-            # run had exactly one batch (Airflow 3.3 resolves a one-instance mapped group so).
-            reports = [write_reports] if isinstance(write_reports, dict) else list(write_reports or [])
+            # A list of each group's reports, but the lone group's list itself when the run had
+            # exactly one group (Airflow 3.3 resolves a one-instance mapped group so).
+            groups = list(write_reports or [])
+            reports = groups if all(isinstance(r, dict) for r in groups) else [r for g in groups for r in g or []]
             try:  # the canary's embedding and the Data Docs on the warm worker host (no model load here)
                 return finalize_run(settings, plan_ref, reports, updates_report,
                                     call=warm_caller(settings))
@@ -242,20 +248,20 @@ def build_sync_dag(
             except FreshnessSLOBreached as exc:
                 raise AirflowFailException(str(exc)) from exc
 
-        batches = plan()
-        plan_ref = batches["plan"]  # the XCom the plan task pushed under the key "plan"
+        groups = plan()
+        plan_ref = groups["plan"]  # the XCom the plan task pushed under the key "plan"
         applied = updates(plan_ref)
 
-        # One mapped group per batch: its write runs as soon as its own process task is done
+        # One mapped group per group of batches: its write runs as soon as its own process task is done
         # (depth-first). Mapping write over process's output instead would hold every write
         # until the last batch was processed, then run them all one after another (issue 15).
         @task_group(group_id="batch", prefix_group_id=False)
-        def batch(batch_ref: str):
-            processed = process(batch_ref)
+        def batch(batch_refs: list[str]):
+            processed = process(batch_refs)
             applied >> processed  # no processing failure can hold back a revocation
             return write(processed)
 
-        summary = finalize(plan_ref, applied, batch.expand(batch_ref=batches))
+        summary = finalize(plan_ref, applied, batch.expand(batch_refs=groups))
         reconcile(summary)
         summary >> freshness_check()
 

@@ -163,3 +163,12 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
     from docsync.steps.process import process_batch as process_here
 
     return process_here(settings, batch_ref)
+
+
+def process_batches(settings: Settings, batch_refs: list[str]) -> list[str]:
+    """Process a DAG task's group of batches (docsync.batching.task_groups) one after another;
+    returns their results' references in the same order. A retried task processes the whole
+    group again: results are staged files that replace their earlier copies, nothing is written
+    to the index before the group's `write` task."""
+    return [process_batch(settings, ref) for ref in batch_refs]
+
