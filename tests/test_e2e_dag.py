@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
-from tests.support.airflow_env import airflow_env, run_airflow
+from tests.support.airflow_env import AIRFLOW, airflow_env, run_airflow
 
 
 def read_index(docsync_home, state_url: str | None = None) -> dict:
@@ -131,3 +132,28 @@ def reprocess_stale_and_full_resync(
         by_path.setdefault(payload["path"], set()).add(payload["text_fp"])
     assert all(len(fps) == 1 for fps in by_path.values()), "a document with points of two processings"
     assert len(set().union(*by_path.values())) == 2  # the old processing and the new one, side by side
+
+
+@pytest.mark.e2e
+def test_a_sync_that_does_not_finish_fails_the_dag_run(tmp_path):
+    """freshness_check runs whatever happened (freshness matters most when a sync fails) and is
+    the run's only leaf, so it fails the run itself when finalize did not succeed: here the
+    embedding changed (another backend), the plan refuses to write and finalize fails."""
+    from tests.test_pipeline import make_share, write_doc
+
+    share = make_share(tmp_path / "share", n=3)
+    env = airflow_env(tmp_path / "airflow", tmp_path / "docsync", share)
+    run_airflow(["db", "migrate"], env)
+    run_airflow(["dags", "test", "fileshare_sync"], env)
+    write_doc(share, "team0/doc0.txt", ["A changed paragraph of document zero about the budget review."])
+    env["DOCSYNC_EMBED_BACKEND"] = "onnx-int8"  # another embedding fingerprint than the index's
+    proc = subprocess.run([AIRFLOW, "dags", "test", "fileshare_sync"], env=env, capture_output=True, text=True,
+                          timeout=900)
+    out = proc.stdout + proc.stderr
+    assert "docsync reindex" in out, out[-4000:]  # finalize says what to do
+    assert "did not finish (its finalize task: failed)" in out, out[-4000:]
+    runs = read_index(tmp_path / "docsync")["runs"]
+    assert runs[0]["status"] == "failed" and runs[1]["status"] == "success"
+    raw = run_airflow(["dags", "list-runs", "fileshare_sync", "-o", "json"], env).stdout
+    listed = json.loads(raw[raw.index("[{"):raw.rindex("}]") + 2])  # after any log lines
+    assert sorted(r["state"] for r in listed) == ["failed", "success"], listed

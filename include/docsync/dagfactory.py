@@ -106,9 +106,9 @@ def build_sync_dag(
     source_kind: str = "fileshare",
 ) -> object:
     """A TaskFlow DAG: plan -> updates (deletes and ACL-only changes) -> per batch (a mapped task
-    group): process -> write (one writer at a time) -> finalize (summary, metrics, Asset) -> reconcile;
-    freshness_check runs after finalize whatever happened and fails when the freshness SLO is
-    breached. Only references travel through XCom: the plan's, the batches', the results'."""
+    group): process -> write (one writer at a time) -> finalize (summary, metrics, Asset, reconcile
+    when due); freshness_check runs after finalize whatever happened and fails when the freshness
+    SLO is breached or the sync did not finish. Only references travel through XCom: the plan's, the batches', the results'."""
     asset = collection_asset(source_name)
 
     @dag(
@@ -163,20 +163,20 @@ def build_sync_dag(
         def updates(plan_ref: str, run_id: str | None = None) -> dict | None:
             """Deletes and ACL-only changes first, before any document is processed. When the
             run changes nothing at all: its summary, reconcile when due, the staged files
-            dropped and the freshness check, here; returns None, which skips the rest."""
-            from docsync.steps.finalize import changes_nothing
-            from docsync.steps.updates import apply_updates
+            dropped and the freshness check, here; returns None, which skips the rest.
+            The work runs on the worker host's writer (qdrant-client imported), or here."""
+            from docsync.host_client import warm_caller
 
             settings = settings_for_run()
-            report = apply_updates(settings, plan_ref).to_json()
-            if not changes_nothing(plan_ref):
+            call = warm_caller(settings)
+            report = call("apply_updates", settings, plan_ref)
+            if not call("changes_nothing", plan_ref):
                 return report
             from airflow.sdk.exceptions import AirflowFailException
 
             from docsync.metrics import FreshnessSLOBreached, check_freshness
-            from docsync.steps.finalize import finish
 
-            finish(settings, plan_ref, [], report, run_id)  # as the CLI ends such a run
+            call("finish", settings, plan_ref, [], report, run_id)  # as the CLI ends such a run
             try:
                 check_freshness(settings, source_name)
             except FreshnessSLOBreached as exc:
@@ -205,48 +205,51 @@ def build_sync_dag(
             return [call("write_batch", settings, ref) for ref in result_refs]
 
         @task(trigger_rule="none_failed", outlets=[asset])
-        def finalize(plan_ref: str, updates_report: dict, write_reports: list | None = None) -> dict:
+        def finalize(plan_ref: str, updates_report: dict, write_reports: list | None = None,
+                     run_id: str | None = None) -> dict:
+            """The run's summary and metrics, the retrieval canary, GX Data Docs, reconcile when
+            due (see steps.reconcile.reconcile_reason), then the run's staged files dropped (a
+            failed run keeps them for retries): on the worker host's writer, or here."""
             from airflow.sdk.exceptions import AirflowFailException
 
             from docsync.fingerprint import EmbeddingChanged
             from docsync.host_client import warm_caller
-            from docsync.steps.finalize import finalize as finalize_run
 
             settings = settings_for_run()
             # A list of each group's reports, but the lone group's list itself when the run had
             # exactly one group (Airflow 3.3 resolves a one-instance mapped group so).
             groups = list(write_reports or [])
             reports = groups if all(isinstance(r, dict) for r in groups) else [r for g in groups for r in g or []]
-            try:  # the canary's embedding and the Data Docs on the warm worker host (no model load here)
-                return finalize_run(settings, plan_ref, reports, updates_report,
-                                    call=warm_caller(settings))
+            try:  # a refusal fails on the host, then again here, where it is raised
+                summary = warm_caller(settings)("finish", settings, plan_ref, reports, updates_report, run_id)
             except EmbeddingChanged as exc:  # the model changed: a retry cannot help, `docsync reindex` does
                 raise AirflowFailException(str(exc)) from exc
+            if summary.get("canary_misses"):  # logged by the host too; said here for the task's log
+                log.warning("retrieval canary: %d of %d sampled chunks did not find their own document first: %s",
+                            len(summary["canary_misses"]), summary.get("canary_samples"), summary["canary_misses"])
+            return summary
 
-        @task(trigger_rule="none_failed")
-        def reconcile(summary: dict, run_id: str | None = None) -> dict:
-            """Repair drift when due (see steps.reconcile.reconcile_reason), then drop the run's
-            staged files (a failed run keeps them for retries)."""
-            from docsync.steps.reconcile import reconcile_if_due
-            from docsync.storage import cleanup_run
-
-            settings = settings_for_run()
-            report = reconcile_if_due(settings, summary)
-            cleanup_run(settings, source_name, run_id)
-            return report
-
-        # all_done: also runs when the sync failed, which is when freshness matters. It is a
-        # leaf next to reconcile, so a failed sync still fails the DAG run.
+        # all_done: also runs when the sync failed, which is when freshness matters. It is the
+        # run's only leaf, and Airflow sets a run's state from its leaves: so it fails the run
+        # itself when finalize did not succeed (after reporting freshness).
         @task(trigger_rule="all_done")  # AirflowFailException below: no retries
-        def freshness_check() -> dict:
+        def freshness_check(run_id: str | None = None, ti: RuntimeTaskInstanceProtocol | None = None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
             from docsync.metrics import FreshnessSLOBreached, check_freshness
 
             try:
-                return check_freshness(settings_for_run(), source_name)
+                report = check_freshness(settings_for_run(), source_name)
             except FreshnessSLOBreached as exc:
                 raise AirflowFailException(str(exc)) from exc
+            finalized = ti.get_task_states(dag_id=ti.dag_id, task_ids=["finalize"], run_ids=[run_id])
+            state = (finalized.get(run_id) or {}).get("finalize")
+            if state != "success":
+                raise AirflowFailException(
+                    f"the sync of source {source_name!r} did not finish (its finalize task: {state}); nothing was "
+                    f"lost, the next run resumes it: see the first failed task of run {run_id} for why "
+                    f"(freshness now {report.get('freshness_s')} s of an SLO of {report.get('slo_s')} s)")
+            return report
 
         groups = plan()
         plan_ref = groups["plan"]  # the XCom the plan task pushed under the key "plan"
@@ -262,7 +265,6 @@ def build_sync_dag(
             return write(processed)
 
         summary = finalize(plan_ref, applied, batch.expand(batch_refs=groups))
-        reconcile(summary)
         summary >> freshness_check()
 
     return sync_dag()

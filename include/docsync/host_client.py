@@ -111,8 +111,17 @@ WARM_CALLS = {
     # The write task's work, in the host's writer process: a task process would spend ~1.5 s
     # importing qdrant-client and numpy for a write that takes ~0.1 s (issue 15).
     "write_batch": ("docsync.steps.write", "write_batch_json"),
+    # The updates and finalize tasks' work, there too: deletes and ACL changes, the run's end
+    # (summary, canary, Data Docs, reconcile when due) without importing qdrant-client, SQLAlchemy
+    # and GX in a cold task (~1.5-2 s each on a 1% change; issue 15).
+    "apply_updates": ("docsync.steps.updates", "apply_updates_json"),
+    "changes_nothing": ("docsync.steps.finalize", "changes_nothing"),
+    "finish": ("docsync.host_client", "finish_with_warm_calls"),
 }
-WRITER_CALLS = frozenset({"write_batch"})  # run by the host's one writer process, not its batch workers
+# Run by the host's one writer process, not its batch workers: they write to the index (one
+# writer at a time), and never wait behind a batch. "finish" hands its canary embedding and
+# Data Docs build back to the host's batch workers (host_client.warm_caller from the writer).
+WRITER_CALLS = frozenset({"write_batch", "apply_updates", "changes_nothing", "finish"})
 
 
 def run_warm_call(name: str, args: tuple) -> object:
@@ -153,6 +162,16 @@ def warm_caller(settings: Settings):
         return value if done else run_warm_call(name, args)
 
     return call
+
+
+def finish_with_warm_calls(settings: Settings, plan_ref: str, write_reports: list[dict], updates: dict,
+                           run_id: str) -> dict:
+    """:func:`docsync.steps.finalize.finish` (summary, canary, Data Docs, reconcile when due, staged
+    files dropped), its canary embedding and Data Docs on this machine's worker host when one
+    answers: the DAG's finalize task, on the host's writer or as its fallback in the task."""
+    from docsync.steps.finalize import finish
+
+    return finish(settings, plan_ref, write_reports, updates, run_id, call=warm_caller(settings))
 
 
 def process_batch(settings: Settings, batch_ref: str) -> str:

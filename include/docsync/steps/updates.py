@@ -79,6 +79,12 @@ def _update_parts(client: QdrantClient, conn: sa.Connection, collection: str, ro
             state.update_document(conn, doc_id, **changes)
 
 
+def apply_updates_json(settings: Settings, plan_ref: str) -> dict:
+    """:func:`apply_updates`' report as JSON (what the DAG's updates task returns): the worker
+    host's writer runs this for the task (host_client.WARM_CALLS)."""
+    return apply_updates(settings, plan_ref).to_json()
+
+
 def apply_updates(settings: Settings, plan_ref: str) -> UpdatesReport:
     """Deletes, then ACL-only changes, moves and touches of one plan. Reports the revocation
     lag of each deletion and ACL-only change (first detected -> applied: a change planned by a
