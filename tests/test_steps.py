@@ -202,3 +202,17 @@ def test_batches_are_cut_by_estimated_work_not_by_count():
     fair = sum(loads) / len(loads)
     assert len(loads) == 4 and max(loads) <= fair + max(estimated_work(i.entry) for i in even)
     assert work_batches([], 25) == []
+
+
+def test_finish_retried_after_the_run_finished_returns_its_recorded_summary(share, settings):
+    """finish drops the run's staged files: a finalize task killed after finish returned (before
+    Airflow recorded it) is retried with a plan reference that is gone; the run is finished."""
+    from docsync.steps.finalize import finish
+
+    summary = run_sync(settings, root=str(share))
+    plan_ref = records.RunFiles(settings, summary["source"], summary["run_id"]).plan
+    assert not os.path.exists(plan_ref)
+    again = finish(settings, plan_ref, [], {}, summary["run_id"])
+    assert again["run_id"] == summary["run_id"] and again["indexed"] == summary["indexed"] > 0
+    [run, *_] = state.recent_runs(state.get_engine(settings.state_url), settings.source.name)
+    assert run["status"] == "success"

@@ -98,6 +98,7 @@ from docsync.state.run_store import (
     mark_reconciled,
     recent_runs,
     start_run,
+    successful_summary,
     unfinished_runs,
 )
 from docsync.state.scan_store import (
@@ -211,6 +212,7 @@ __all__ = [
     "quarantine_stages",
     "quarantine_to_reprocess",
     "recent_runs",
+    "successful_summary",
     "record_eval",
     "record_fingerprints",
     "record_quarantine",

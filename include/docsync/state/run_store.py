@@ -83,6 +83,13 @@ def last_success(engine: Engine, source: str) -> datetime | None:
     return as_utc(value)
 
 
+def successful_summary(engine: Engine, run_id: str) -> dict | None:
+    """The recorded summary of ``run_id`` when it finished successfully, else None."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(runs.c.status, runs.c.summary).where(runs.c.run_id == run_id)).first()
+    return json.loads(row.summary or "{}") if row is not None and row.status == "success" else None
+
+
 def recent_runs(engine: Engine, source: str | None = None, limit: int = 20) -> list[dict]:
     query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
     if source:

@@ -62,13 +62,19 @@ def finish(
     """The end of a run where nothing else follows (the CLI; the DAG's run that changed
     nothing): :func:`finalize`, reconcile when due, the run's staged files dropped (kept with
     ``cleanup=False``). The DAG otherwise runs these as its finalize and reconcile tasks."""
+    from docsync import storage
     from docsync.steps.reconcile import reconcile_if_due
-    from docsync.storage import cleanup_run
 
+    if cleanup and not storage.path(plan_ref).exists():
+        # A retry (a finalize task killed after this returned, before Airflow recorded it): the
+        # run is finished and its staged files are gone; its recorded summary is the answer.
+        done = state.successful_summary(state.get_engine(settings.state_url), run_id)
+        if done is not None:
+            return done
     summary = finalize(settings, plan_ref, write_reports, updates, call=call)
     summary["reconcile"] = reconcile_if_due(settings, summary)
     if cleanup:
-        cleanup_run(settings, summary["source"], run_id)
+        storage.cleanup_run(settings, summary["source"], run_id)
     return summary
 
 
