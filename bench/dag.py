@@ -137,8 +137,7 @@ BATCH_SIZE: int | None = None  # --dag-batch-size: DOCSYNC_BATCH_SIZE of both th
 def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None = None) -> dict:
     """The three scenarios on a fresh share for one DAG mode; with ``cli`` (a list to fill), the
     CLI's three scenarios first, on their own copy of the same share, with no Airflow component
-    or worker host running (an idle stack beside the CLI took up to a third more CPU seconds
-    from it on 2 cores: scheduler and dag-processor loops, cache and memory pressure)."""
+    or worker host running beside them: each path measured with only its own processes."""
     from docsync.demo import modify_share
 
     executor, host, slots = MODES[mode]

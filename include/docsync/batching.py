@@ -8,7 +8,6 @@ to be moves wait in a spill file on disk, not in a list."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -61,8 +60,7 @@ class Stager:
 def process_parallelism(settings: Settings) -> int:
     """Batches the deployment processes at once: DOCSYNC_PROCESS_PARALLELISM, else what this
     machine's worker host runs (DOCSYNC_WORKERS when above 1, else one worker per core)."""
-    sync = settings.sync
-    return sync.process_parallelism or (sync.workers if sync.workers > 1 else max(1, os.cpu_count() or 1))
+    return settings.sync.process_parallelism or settings.sync.host_workers
 
 
 def task_groups(refs: Sequence[str], parallel: int) -> list[list[str]]:

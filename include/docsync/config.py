@@ -212,6 +212,11 @@ class SyncSettings:
     host_socket: str = ""  # the worker host's Unix socket (docsync.worker_host); "" = process in the task
     host_worker_max_mb: int = 3072  # a host worker over this RSS after a batch is replaced (bounded memory)
 
+    @property
+    def host_workers(self) -> int:
+        """The worker host's processes by default: DOCSYNC_WORKERS when above 1, else one per core."""
+        return self.workers if self.workers > 1 else max(1, os.cpu_count() or 1)
+
 
 @dataclass(frozen=True)
 class DirectorySettings:

@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def default_workers(settings: Settings) -> int:
     """DOCSYNC_WORKERS when set above 1, else one worker per core (each holds the models, ~1.4 GB)."""
-    return settings.sync.workers if settings.sync.workers > 1 else max(1, os.cpu_count() or 1)
+    return settings.sync.host_workers
 
 
 if __name__ == "__main__":

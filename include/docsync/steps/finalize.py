@@ -61,7 +61,8 @@ def finish(
 ) -> dict:
     """The end of a run where nothing else follows (the CLI; the DAG's run that changed
     nothing): :func:`finalize`, reconcile when due, the run's staged files dropped (kept with
-    ``cleanup=False``). The DAG otherwise runs these as its finalize and reconcile tasks."""
+    ``cleanup=False``). The DAG's finalize task runs it too, on the worker host's writer
+    (:func:`docsync.host_client.finish_with_warm_calls`)."""
     from docsync import storage
     from docsync.steps.reconcile import reconcile_if_due
 
