@@ -317,3 +317,32 @@ def test_xhtml_behind_an_xml_prolog_is_html(settings):
     doc = parse("chapter.xhtml", settings, data)
     assert "All human beings are born free and equal" in doc.text
     assert markup_ratio(doc.text) == 0 and "margin" not in doc.text
+
+
+MARKUP_SHAPES = (
+    "# Quarterly report\n\nThe team reviewed the plan and agreed on the next steps. " * 3
+    + "\n\n## Risks\n\n- a bullet that says a lot about the risks we see\n- short one\n\n1. first\n2. second\n\n"
+    "San Francisco, CA 94105\n\nfoo@example.com\n\nITEM 1A. RISK FACTORS\n\nTo My Dearest Friends,\n\nx\n\n"
+    "| a | b |\n|---|---|\n| 1 | 2 |\n\n> quoted text from an e-mail that was forwarded\n\n```\ncode block\n```\n",
+    "Plain line\nwrapped over\nlines without a blank line, as **bold** and _italic_ text and a [link](http://x).\n",
+    "<html><body><h1>Title</h1><p>CHAPTER 3</p><p>The Long Winter</p><p>A sentence. Another one.</p>"
+    "<ul><li>item</li></ul><div>2024</div><p>\u2022 bullet in a paragraph</p><p>a</p></body></html>",
+)
+
+
+@pytest.mark.parametrize("text", MARKUP_SHAPES)
+def test_markdown_and_html_give_unstructureds_blocks_without_its_nlp(text, settings, monkeypatch):
+    """Issue 15 item 3: Markdown and HTML skip unstructured's NarrativeText/Text decision (spaCy
+    sentence tokenisation of every paragraph), which docsync's blocks do not depend on."""
+    from unstructured.partition.html import parser
+
+    from docsync.parsers import markup
+
+    is_html = text.startswith("<html>")
+    name, data = ("a.html", text.encode()) if is_html else ("a.md", text.encode())
+    fast = parse_document(data, name, settings).blocks
+    assert parser.derive_element_type_from_text is markup._element_class_without_nlp
+    monkeypatch.setattr(parser, "derive_element_type_from_text", markup.UNSTRUCTURED_ELEMENT_CLASS)
+    monkeypatch.setattr(markup, "skip_narrative_classification", lambda: None)
+    slow = parse_document(data, name, settings).blocks
+    assert fast and fast == slow

@@ -296,8 +296,11 @@ def _partition(data: bytes, path: str, mime: str, as_type: str | None = None) ->
 
             blocks = plain_blocks(decode_text(data, path))  # partition_text's blocks, without its per-paragraph NLP
             return ParsedDocument(mime=mime, blocks=blocks, pages=1 if blocks else 0)
-        else:
-            elements = partition(file=io.BytesIO(data), content_type=content_type, strategy="fast", languages=["eng"])
+        if content_type == "text/markdown":  # Markdown is partitioned as the HTML it converts to
+            from docsync.parsers.markup import skip_narrative_classification
+
+            skip_narrative_classification()
+        elements = partition(file=io.BytesIO(data), content_type=content_type, strategy="fast", languages=["eng"])
     except TimeoutError:  # the document deadline (pipeline.deadline), not a broken file
         raise
     except Exception as exc:  # unstructured raises many types for broken files

@@ -42,9 +42,45 @@ def hidden_facts(header: str) -> list[str]:
     return facts
 
 
+def _element_class_without_nlp(text: str):
+    """unstructured's ``derive_element_type_from_text`` for HTML text outside headings, but
+    ``Text`` where it would run spaCy sentence tokenisation to tell ``NarrativeText`` from
+    ``Text``: docsync reads the two alike (:func:`docsync.parse.elements_to_blocks`), and that
+    test was 90% of the time of partitioning a Markdown document. Headings, list items,
+    addresses, e-mail addresses and the texts it drops are decided exactly as before."""
+    from unstructured.documents.elements import Address, EmailAddress, ListItem, Text
+    from unstructured.partition.text_type import is_bulleted_text, is_email_address, is_us_city_state_zip
+
+    if is_bulleted_text(text):
+        return ListItem
+    if is_us_city_state_zip(text):
+        return Address
+    if is_email_address(text):
+        return EmailAddress
+    if len(text) < 2:
+        return None
+    return Text
+
+
+def skip_narrative_classification() -> None:
+    """Make unstructured's HTML partitioner (HTML, Markdown, e-mail bodies) use
+    :func:`_element_class_without_nlp` in this process (idempotent; the blocks docsync makes are
+    the same: tests/test_parsers.py compares them)."""
+    global UNSTRUCTURED_ELEMENT_CLASS
+    from unstructured.partition.html import parser
+
+    if parser.derive_element_type_from_text is not _element_class_without_nlp:
+        UNSTRUCTURED_ELEMENT_CLASS = parser.derive_element_type_from_text
+        parser.derive_element_type_from_text = _element_class_without_nlp
+
+
+UNSTRUCTURED_ELEMENT_CLASS = None  # unstructured's own function, kept for the test that compares the two
+
+
 def html_blocks(text: str, path: str) -> list[Block]:
     from unstructured.partition.html import partition_html
 
+    skip_narrative_classification()
     text = _PROLOG.sub("", text, count=1)
     facts: list[str] = []
     if "<ix:" in text or "<IX:" in text:
