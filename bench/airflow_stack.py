@@ -109,6 +109,8 @@ class Stack:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="docsync:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(work / "passwords.json"),
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+            # As `make run` and docker-compose.yaml set it (Airflow's default: 1 s).
+            AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=os.environ.get("BENCH_SCHEDULER_IDLE_SLEEP", "0.25"),
             # A busy machine: the api-server may take more than the default 5 s to answer a task.
             AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",
             DOCSYNC_HOME=str(home),

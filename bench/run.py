@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peer-docs", type=int, default=1000, help="peers: share size (default 1000)")
     parser.add_argument("--peer-anonymize", action="store_true",
                         help="peers: the peers anonymize with Presidio too (issue 15 item 4)")
+    parser.add_argument("--peer-dag", action="store_true",
+                        help="peers: also run docsync's fileshare_sync DAG (LocalExecutor, worker host) on the share")
     parser.add_argument("--peer-parallel", action="store_true",
                         help="peers: run docsync and the peers at the same time (same load on a shared machine)")
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000],
