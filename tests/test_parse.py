@@ -430,3 +430,32 @@ def test_processing_stages_never_import_the_stores(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_warm_up_by_kind_loads_what_the_kind_needs_and_not_the_pdf_path(tmp_path):
+    """Issue 15: a batch of text and Markdown files warms only their parsers (a cold worker of a
+    1% change no longer pays the PDF path), and parsing them afterwards loads nothing more inside
+    their deadlines; a PDF's name warms the PDF path."""
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from docsync.config import load_settings
+        from docsync.parse import parse_document, warm_parsers
+        settings = load_settings()
+        warm_parsers(settings, "share/notes.txt")
+        warm_parsers(settings, "share/readme.md")
+        before = set(sys.modules)
+        parse_document(b"Title Line\\n\\nThe team reviewed the plan and agreed on the next steps today.", "a.txt", settings)
+        parse_document(b"# Title\\n\\n- item one\\n\\nThe team reviewed the plan and agreed on it.", "b.md", settings)
+        new = sorted(set(sys.modules) - before)
+        pdf_after_text = "pdfminer" in sys.modules or "unstructured.partition.pdf" in sys.modules
+        warm_parsers(settings, "scans/report.pdf")
+        print(json.dumps({"new": new, "pdf_after_text": pdf_after_text, "pdf_after_pdf": "pdfminer" in sys.modules}))
+        """
+    )
+    env = {**__import__("os").environ, "DOCSYNC_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert not result["pdf_after_text"] and result["pdf_after_pdf"]
+    assert result["new"] == []

@@ -184,33 +184,61 @@ def check_zip_bomb(data: bytes, path: str) -> None:
         )
 
 
-def warm_parsers(settings: Settings) -> None:
-    """Load, outside any document deadline, what parsing loads lazily on its first document:
-    unstructured's per-format partitioners (the PDF one alone pulls in ~1,400 modules), the
-    functions numba compiles on first call, and unstructured's spaCy sentence model. An alarm
-    that lands inside an import or a model load is swallowed by the libraries' own ``except``
-    clauses, so a first document would run past its limit (and a half-done import could stay
-    broken). About a second after the imports; nothing on later calls in the process."""
-    global _WARM
-    if _WARM:
-        return
+# What parsing a document loads lazily on its first use, by kind: plain text (docsync's format
+# parsers, unstructured's partitioner and its spaCy sentence model, which decides titles among
+# short paragraphs), Markdown/HTML (the Markdown converter's extensions, unstructured's HTML
+# partitioner), Word (its partitioner), and the PDF path (unstructured's, pikepdf, pypdfium2 and
+# what numba compiles: ~2.4 s after the text step, whose ~7 s are mostly importing Presidio through
+# spaCy's registry and loading unstructured's sentence model).
+WARM_STEPS = ("text", "markup", "office", "pdf")
+# The steps a document needs by its file name's suffix. A file whose name says nothing (no or
+# an unknown suffix, containers whose parts can be anything) gets every step.
+WARM_BY_SUFFIX: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("txt", "text", "log", "csv", "tsv", "tab", "json", "ndjson", "jsonl"), ("text",)),
+    **dict.fromkeys(("md", "markdown", "html", "htm", "xhtml", "xml"), ("text", "markup")),
+    **dict.fromkeys(("docx", "doc", "docm", "dot", "dotx", "odt", "rtf", "pptx", "ppt", "odp", "xlsx", "xls", "xlsm",
+                     "ods"), ("text", "markup", "office")),
+    **dict.fromkeys(("pdf", "png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif", "webp", "heic", "heif"), ("text", "pdf")),
+}
+_warmed: set[str] = set()
+
+
+def warm_parsers(settings: Settings, path: str | None = None) -> None:
+    """Load, outside any document deadline, what parsing loads lazily on its first document
+    (of all kinds, or of the kind ``path``'s suffix says): an alarm that lands inside an import
+    or a model load is swallowed by the libraries' own ``except`` clauses, so a first document
+    would run past its limit (and a half-done import could stay broken). Each step runs once per
+    process; a batch of text files no longer pays the PDF path (~2.4 s of a cold CLI worker's
+    start, issue 15). A file whose content is not what its name says (a PDF named .txt)
+    loads what it needs inside its own deadline, as before any warm-up existed."""
+    suffix = PurePosixPath(path).suffix.lower().lstrip(".") if path else ""
+    for step in WARM_BY_SUFFIX.get(suffix, WARM_STEPS) if path else WARM_STEPS:
+        if step in _warmed:
+            continue
+        try:
+            _warm_step(step, settings)
+        except Exception:  # a warm-up never fails a batch: the documents will say what is wrong
+            log.warning("warming up the parsers (%s) failed; the first documents load what they need", step,
+                        exc_info=True)
+        _warmed.add(step)
+
+
+def _warm_step(step: str, settings: Settings) -> None:
+    """One kind's warm-up: a small document of that kind parsed (what it imports and loads is
+    what that kind's documents need)."""
     import importlib
 
-    from unstructured.nlp.tokenize import sent_tokenize
-
-    try:
-        # The PDF parse below imports the PDF path (unstructured's, pikepdf, pypdfium2) and runs
-        # what numba compiles; these are the partitioners it does not reach.
-        for module in ("unstructured.partition.auto", "unstructured.partition.docx", "unstructured.partition.html"):
-            importlib.import_module(module)
+    if step == "text":
+        parse_document(b"Warm-up notes\n\nThe sentence model loads once per process, before any deadline.",
+                       "warm-up.txt", settings)
+    elif step == "markup":
+        importlib.import_module("unstructured.partition.html")
+        parse_document(b"# Warm-up\n\n- an item\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```\ncode\n```\n",
+                       "warm-up.md", settings)
+    elif step == "office":
+        importlib.import_module("unstructured.partition.docx")
+    elif step == "pdf":
         parse_document(_warm_up_pdf(), "warm-up.pdf", settings)
-        sent_tokenize("Warm up the sentence model. It loads once per process.")
-    except Exception:  # a warm-up never fails a batch: the documents will say what is wrong
-        log.warning("warming up the parsers failed; the first documents load what they need", exc_info=True)
-    _WARM = True
-
-
-_WARM = False
 
 
 def _warm_up_pdf() -> bytes:

@@ -162,7 +162,6 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
     prepared: dict[str, PreparedDocument] = {}
     chunked: dict[str, list] = {}
     slots: dict[str, int] = {}  # point id -> position in the embedder's output
-    warm_parsers(settings)  # lazy model loads happen here, never inside a document's deadline
     embedder = BackgroundEmbedder()
     current = fingerprint.current(settings)  # recorded with each document: what produced its points
     order: list[WorkItem] = []  # every document staged, parts right after their container
@@ -176,6 +175,8 @@ def process_batch(settings: Settings, batch_ref: str) -> str:
                     _defer_family(item, family, failed, prepared, chunked)
                     break
                 family.append(work)
+                # lazy imports and model loads of this kind of document, never inside its deadline
+                warm_parsers(settings, work.path)
                 try:
                     cut_by_batch = budget.left() < settings.sync.doc_timeout_s
                     with deadline(budget.document_s()):
