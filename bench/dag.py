@@ -82,7 +82,7 @@ def dag_run(stack: Stack) -> dict:
             row["queued_s"].append(_ts(ti["start_date"]) - _ts(ti["queued_when"]))
     try:
         summary = api.call("GET", f"{path}/taskInstances/finalize/xcomEntries/return_value")["value"]
-    except RuntimeError:  # a run that changed nothing ends in its updates task: finalize is skipped
+    except RuntimeError:  # a run that changed nothing ends in its plan task: finalize is skipped
         summary = {}
     work_s = (summary.get("stage_s") or {}).get("process", 0.0)
     proc = by_task.get("process", {"n": 0, "sum_s": 0.0})
@@ -157,17 +157,27 @@ def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None 
     stack = Stack(root, executor, root / "share", root / "home", host, slots=slots, extra_env=env)
     runs = []
     try:
-        stack.start()
-        for scenario in SCENARIOS:
-            if scenario == "1% changed":
-                modify_share(paths, 0.01, seed=1)
-            runs.append(dag_run(stack) | {"scenario": scenario})
-            print(mode, scenario, runs[-1]["wall_s"], "s", flush=True)
+        for scenario, run in scenario_runs(stack, paths):
+            runs.append(run | {"scenario": scenario})
+            print(mode, scenario, run["wall_s"], "s", flush=True)
             if done is not None:  # a report after every scenario: a long run cut short keeps its figures
                 render(n, [*done, result(mode, stack, runs)], cli or [])
     finally:
         stack.stop()
     return result(mode, stack, runs)
+
+
+def scenario_runs(stack: Stack, paths: list[Path]):
+    """Start the stack, then yield (scenario, dag_run's figures) for initial, no change and 1%
+    changed (``paths``: the share's documents, 1% of them modified, deleted and added before the
+    last run). The caller stops the stack."""
+    from docsync.demo import modify_share
+
+    stack.start()
+    for scenario in SCENARIOS:
+        if scenario == "1% changed":
+            modify_share(paths, 0.01, seed=1)
+        yield scenario, dag_run(stack)
 
 
 def result(mode: str, stack: Stack, runs: list[dict]) -> dict:

@@ -83,8 +83,7 @@ def dag_runs(share: Path, copies: list[Path], work: Path) -> list[dict]:
     start) is up before the first run and not timed; a DAG run's wall is its "process wall"
     too. The host's warm-up is reported with the initial run."""
     from bench.airflow_stack import Stack
-    from bench.dag import MODES, PASSED_SETTINGS, dag_run
-    from docsync.demo import modify_share
+    from bench.dag import MODES, PASSED_SETTINGS, scenario_runs
 
     executor, host, slots = MODES["local-host"]
     env = {k: os.environ[k] for k in PASSED_SETTINGS if os.environ.get(k)}
@@ -92,11 +91,7 @@ def dag_runs(share: Path, copies: list[Path], work: Path) -> list[dict]:
     stack = Stack(work / "dag", executor, share, work / "dag" / "home", host, slots=slots, extra_env=env)
     runs = []
     try:
-        stack.start()
-        for label in SCENARIOS:
-            if label == "1% changed":
-                modify_share(copies, 0.01, seed=1)
-            r = dag_run(stack)
+        for label, r in scenario_runs(stack, copies):
             runs.append({"system": "docsync-dag", "scenario": label, "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
                          "process_wall_s": r["wall_s"], "process_cpu_s": r["cpu_s"],
                          "peak_rss_mib": max((r.get("worker_rss_mib") or {0: 0}).values()),

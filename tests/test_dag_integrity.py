@@ -47,23 +47,23 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     assert kind in dag.tags
     tasks = {t.task_id: t for t in dag.tasks}
     # reconcile (when due) runs in finalize, as in the CLI: one task hand-off less per run
-    assert set(tasks) == {"plan", "updates", "process", "write", "finalize", "freshness_check"}
+    # deletes and ACL-only changes are applied by the plan task, before any document is processed
+    # (one task hand-off less per run than a task of their own)
+    assert set(tasks) == {"plan", "process", "write", "finalize", "freshness_check"}
     assert tasks["freshness_check"].upstream_task_ids == {"finalize"}
     assert tasks["freshness_check"].trigger_rule == "all_done"
     # ... and it is the only leaf: Airflow sets a run's state from its leaves, so it fails the run
     # itself when finalize did not succeed (tests/test_e2e_dag.py)
     assert [t.task_id for t in dag.tasks if not t.downstream_task_ids] == ["freshness_check"]
-    assert tasks["updates"].upstream_task_ids == {"plan"}
-    # a run that changes nothing ends in updates (it finalizes there), skipping everything after it
-    assert tasks["updates"].ignore_downstream_trigger_rules is True
-    # deletes and ACL-only changes are applied before any document is processed
-    assert tasks["process"].upstream_task_ids == {"plan", "updates"}
+    # a run that changes nothing ends in plan (it finalizes there), skipping everything after it
+    assert tasks["plan"].ignore_downstream_trigger_rules is True
+    assert tasks["process"].upstream_task_ids == {"plan"}
     assert tasks["write"].upstream_task_ids == {"process"}
     # embedded Qdrant: its lock keeps to one writer at a time; a server: the scheduler does
     assert tasks["write"].max_active_tis_per_dag is None
     # ... that goes first when a slot frees (ahead of waiting process tasks)
     assert tasks["write"].weight_rule == "absolute" and tasks["write"].priority_weight >= 1000
-    assert tasks["finalize"].upstream_task_ids == {"plan", "updates", "write"}
+    assert tasks["finalize"].upstream_task_ids == {"plan", "write"}
     assert tasks["finalize"].trigger_rule == "none_failed"
     # process and write are one mapped group per group of batches (docsync.batching.task_groups):
     # a group's write runs as soon as its own process task is done (depth-first), not after every

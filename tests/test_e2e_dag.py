@@ -91,8 +91,9 @@ def test_fileshare_sync_dag_end_to_end(demo_corpus, tmp_path, backend):
 
     if state_url is None:
         output = run_airflow(["dags", "test", "fileshare_sync"], env).stdout
-        # nothing changed: the run ends in its updates task, the rest of the DAG is skipped
-        assert "starting task_id=updates" in output and "starting task_id=finalize" not in output
+        # nothing changed: the run ends in its plan task, the rest of the DAG is skipped
+        assert "starting task_id=plan" in output and "starting task_id=process" not in output
+        assert "starting task_id=finalize" not in output
         second = read_index(tmp_path / "docsync", state_url)
         assert second["points"] == first["points"], "a second run over an unchanged share changed the index"
         again = second["runs"][0]["summary"]
@@ -157,3 +158,22 @@ def test_a_sync_that_does_not_finish_fails_the_dag_run(tmp_path):
     raw = run_airflow(["dags", "list-runs", "fileshare_sync", "-o", "json"], env).stdout
     listed = json.loads(raw[raw.index("[{"):raw.rindex("}]") + 2])  # after any log lines
     assert sorted(r["state"] for r in listed) == ["failed", "success"], listed
+
+
+def test_a_run_that_only_deletes_is_finalized(tmp_path):
+    """The plan task applies deletes and ACL changes itself; a run with no batch but deletes goes
+    on to finalize (its summary, metrics and the collection's Asset) through one empty group."""
+    from tests.test_pipeline import make_share
+
+    share = make_share(tmp_path / "share", n=6)  # 1 of 6 deleted: under the mass-deletion guard's 20%
+    paths = {f"team{i % 3}/doc{i}.txt" for i in range(6)}
+    env = airflow_env(tmp_path / "airflow", tmp_path / "docsync", share)
+    run_airflow(["db", "migrate"], env)
+    run_airflow(["dags", "test", "fileshare_sync"], env)
+    assert {p["path"] for p in read_index(tmp_path / "docsync")["points"].values()} == paths
+    (share / "team1/doc1.txt").unlink()
+    out = run_airflow(["dags", "test", "fileshare_sync"], env).stdout
+    assert "starting task_id=finalize" in out and "starting task_id=freshness_check" in out, out[-4000:]
+    after = read_index(tmp_path / "docsync")
+    assert {p["path"] for p in after["points"].values()} == paths - {"team1/doc1.txt"}
+    assert after["runs"][0]["status"] == "success" and after["runs"][0]["summary"]["deleted"] == 1

@@ -255,9 +255,10 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
         assert [len(g) for g in (json.loads(groups) if isinstance(groups, str) else groups)] == [2, 1]
         report = host_client.health(sock)
         assert report["batches_done"] == 3, "a batch of a process task did not go through the host"
-        # so did each write task its write and the updates and finalize tasks theirs (on the
-        # writer), and finalize's canary embedding and Data Docs build (handed back to the batch workers)
-        assert report["calls_done"] == {"apply_updates": 1, "changes_nothing": 1, "write_batch": 3, "finish": 1,
+        # so did each write task its write, the plan task its updates and finalize its finish (on
+        # the writer), and finish's canary embedding and Data Docs build (handed back to the batch
+        # workers); a run with batches never asks whether it changes nothing
+        assert report["calls_done"] == {"apply_updates": 1, "write_batch": 3, "finish": 1,
                                         "embed_texts": 1, "build_data_docs": 1}, report
         snap = read_index(tmp_path / "docsync")
         assert {p["path"] for p in snap["points"].values()} == {f"team{i % 3}/doc{i}.txt" for i in range(10)}

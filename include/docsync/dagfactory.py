@@ -105,8 +105,8 @@ def build_sync_dag(
     doc_md: str,
     source_kind: str = "fileshare",
 ) -> object:
-    """A TaskFlow DAG: plan -> updates (deletes and ACL-only changes) -> per batch (a mapped task
-    group): process -> write (one writer at a time) -> finalize (summary, metrics, Asset, reconcile
+    """A TaskFlow DAG: plan (then deletes and ACL-only changes, before any processing) -> per
+    batch group (a mapped task group): process -> write (one writer at a time) -> finalize (summary, metrics, Asset, reconcile
     when due); freshness_check runs after finalize whatever happened and fails when the freshness
     SLO is breached or the sync did not finish. Only references travel through XCom: the plan's, the batches', the results'."""
     asset = collection_asset(source_name)
@@ -130,15 +130,24 @@ def build_sync_dag(
 
             return load_settings().with_overrides(source_name=source_name, source_kind=source_kind)
 
-        @task
+        # A run with nothing to process ends in this task: the rest of the DAG is skipped (task
+        # hand-offs were most of a no-change run; issue 15).
+        @task.short_circuit(ignore_downstream_trigger_rules=True)
         def plan(
             params: dict | None = None, run_id: str | None = None, ti: RuntimeTaskInstanceProtocol | None = None
-        ) -> list[list[str]]:
-            """Stage the run's work; returns the batches' references in groups (mapped over below)
-            and pushes the plan's reference as XCom ``plan`` for the updates and finalize tasks."""
+        ) -> list[list[str]] | None:
+            """Stage the run's work, then apply its deletes and ACL-only changes, before any document
+            is processed (revocations first; on the worker host's writer, or here). Returns the
+            batches' references in groups (mapped over below) and pushes the plan's reference and the
+            updates' report as XComs ``plan`` and ``updates`` for finalize. A run that changes
+            nothing is finished here, as the CLI finishes it right after the plan: its summary,
+            reconcile when due, the staged files dropped and the freshness check; it returns None,
+            which skips the rest of the DAG."""
             from airflow.sdk.exceptions import AirflowFailException
 
             from docsync.batching import process_parallelism, task_groups
+            from docsync.host_client import warm_caller
+            from docsync.metrics import FreshnessSLOBreached, check_freshness
             from docsync.sources import SourceRefused
             from docsync.steps.plan import plan as plan_run
 
@@ -153,30 +162,18 @@ def build_sync_dag(
             except SourceRefused as exc:  # the same content would be refused again: no retries
                 raise AirflowFailException(str(exc)) from exc
             ti.xcom_push(key="plan", value=planned.plan)
-            # One mapped task per group of batches, not per batch: each task costs the scheduler
-            # and the executor ~1 CPU s on the cores the batches need (issue 15).
-            return task_groups(planned.batches, process_parallelism(settings))
-
-        # A run that changes nothing ends in this task: the rest of the DAG is skipped (four task
-        # hand-offs, ~4 s of a ~6 s no-change run; issue 15).
-        @task.short_circuit(ignore_downstream_trigger_rules=True)
-        def updates(plan_ref: str, run_id: str | None = None) -> dict | None:
-            """Deletes and ACL-only changes first, before any document is processed. When the
-            run changes nothing at all: its summary, reconcile when due, the staged files
-            dropped and the freshness check, here; returns None, which skips the rest.
-            The work runs on the worker host's writer (qdrant-client imported), or here."""
-            from docsync.host_client import warm_caller
-
-            settings = settings_for_run()
             call = warm_caller(settings)
-            report = call("apply_updates", settings, plan_ref)
-            if not call("changes_nothing", plan_ref):
-                return report
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from docsync.metrics import FreshnessSLOBreached, check_freshness
-
-            call("finish", settings, plan_ref, [], report, run_id)  # as the CLI ends such a run
+            report = call("apply_updates", settings, planned.plan)
+            ti.xcom_push(key="updates", value=report)
+            if planned.batches:
+                # One mapped task per group of batches, not per batch: each task costs the scheduler
+                # and the executor ~1 CPU s on the cores the batches need (issue 15).
+                return task_groups(planned.batches, process_parallelism(settings))
+            if not call("changes_nothing", planned.plan):
+                # Deletes, ACL changes or a refusal and no batch: finalize reports them (and updates
+                # the collection's Asset); one empty group, whose process and write do nothing.
+                return [[]]
+            call("finish", settings, planned.plan, [], report, run_id)
             try:
                 check_freshness(settings, source_name)
             except FreshnessSLOBreached as exc:
@@ -254,17 +251,14 @@ def build_sync_dag(
             return report
 
         groups = plan()
-        plan_ref = groups["plan"]  # the XCom the plan task pushed under the key "plan"
-        applied = updates(plan_ref)
+        plan_ref, applied = groups["plan"], groups["updates"]  # the XComs the plan task pushed under these keys
 
         # One mapped group per group of batches: its write runs as soon as its own process task is done
         # (depth-first). Mapping write over process's output instead would hold every write
         # until the last batch was processed, then run them all one after another (issue 15).
         @task_group(group_id="batch", prefix_group_id=False)
         def batch(batch_refs: list[str]):
-            processed = process(batch_refs)
-            applied >> processed  # no processing failure can hold back a revocation
-            return write(processed)
+            return write(process(batch_refs))
 
         summary = finalize(plan_ref, applied, batch.expand(batch_refs=groups))
         summary >> freshness_check()

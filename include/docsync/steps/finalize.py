@@ -81,7 +81,7 @@ def finish(
 
 def changes_nothing(plan_ref: str) -> bool:
     """Whether the run has nothing to process, update or delete (and no refusal to report):
-    the DAG then ends it in its updates task, as the CLI does right after the plan."""
+    the DAG then ends it in its plan task, as the CLI does right after the plan."""
     plan = records.read_plan(plan_ref)
     return plan.counts.changes_nothing and not (plan.batches or plan.updates or plan.deletes or plan.refused)
 

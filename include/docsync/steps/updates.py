@@ -80,7 +80,7 @@ def _update_parts(client: QdrantClient, conn: sa.Connection, collection: str, ro
 
 
 def apply_updates_json(settings: Settings, plan_ref: str) -> dict:
-    """:func:`apply_updates`' report as JSON (what the DAG's updates task returns): the worker
+    """:func:`apply_updates`' report as JSON (what the DAG's plan task pushes as XCom ``updates``): the worker
     host's writer runs this for the task (host_client.WARM_CALLS)."""
     return apply_updates(settings, plan_ref).to_json()
 
