@@ -5,6 +5,8 @@ tesseract; no mocks."""
 from __future__ import annotations
 
 import io
+import json
+import os
 import struct
 import subprocess
 import sys
@@ -453,9 +455,9 @@ def test_warm_up_by_kind_loads_what_the_kind_needs_and_not_the_pdf_path(tmp_path
         print(json.dumps({"new": new, "pdf_after_text": pdf_after_text, "pdf_after_pdf": "pdfminer" in sys.modules}))
         """
     )
-    env = {**__import__("os").environ, "DOCSYNC_HOME": str(tmp_path)}
+    env = {**os.environ, "DOCSYNC_HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not result["pdf_after_text"] and result["pdf_after_pdf"]
     assert result["new"] == []

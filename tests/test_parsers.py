@@ -341,8 +341,8 @@ def test_markdown_and_html_give_unstructureds_blocks_without_its_nlp(text, setti
     is_html = text.startswith("<html>")
     name, data = ("a.html", text.encode()) if is_html else ("a.md", text.encode())
     fast = parse_document(data, name, settings).blocks
-    assert parser.derive_element_type_from_text is markup._element_class_without_nlp
-    monkeypatch.setattr(parser, "derive_element_type_from_text", markup.UNSTRUCTURED_ELEMENT_CLASS)
+    assert parser.is_possible_narrative_text is markup._never_narrative
+    monkeypatch.setattr(parser, "is_possible_narrative_text", markup.UNSTRUCTURED_NARRATIVE_TEST)
     monkeypatch.setattr(markup, "skip_narrative_classification", lambda: None)
     slow = parse_document(data, name, settings).blocks
     assert fast and fast == slow

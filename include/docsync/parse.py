@@ -211,8 +211,8 @@ def warm_parsers(settings: Settings, path: str | None = None) -> None:
     process; a batch of text files no longer pays the PDF path (~2.4 s of a cold CLI worker's
     start, issue 15). A file whose content is not what its name says (a PDF named .txt)
     loads what it needs inside its own deadline, as before any warm-up existed."""
-    suffix = PurePosixPath(path).suffix.lower().lstrip(".") if path else ""
-    for step in WARM_BY_SUFFIX.get(suffix, WARM_STEPS) if path else WARM_STEPS:
+    suffix = PurePosixPath(path).suffix.lower().lstrip(".") if path else ""  # "": every step
+    for step in WARM_BY_SUFFIX.get(suffix, WARM_STEPS):
         if step in _warmed:
             continue
         try:
@@ -231,8 +231,7 @@ def _warm_step(step: str, settings: Settings) -> None:
     if step == "text":
         parse_document(b"Warm-up notes\n\nThe sentence model loads once per process, before any deadline.",
                        "warm-up.txt", settings)
-    elif step == "markup":
-        importlib.import_module("unstructured.partition.html")
+    elif step == "markup":  # a Markdown file is partitioned as HTML: both partitioners
         parse_document(b"# Warm-up\n\n- an item\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```\ncode\n```\n",
                        "warm-up.md", settings)
     elif step == "office":

@@ -42,39 +42,28 @@ def hidden_facts(header: str) -> list[str]:
     return facts
 
 
-def _element_class_without_nlp(text: str):
-    """unstructured's ``derive_element_type_from_text`` for HTML text outside headings, but
-    ``Text`` where it would run spaCy sentence tokenisation to tell ``NarrativeText`` from
-    ``Text``: docsync reads the two alike (:func:`docsync.parse.elements_to_blocks`), and that
+def _never_narrative(text: str) -> bool:
+    """Stands in for unstructured's ``is_possible_narrative_text`` in its HTML partitioner, where
+    it only tells ``NarrativeText`` from ``Text`` (spaCy sentence tokenisation of every
+    paragraph): docsync reads the two alike (:func:`docsync.parse.elements_to_blocks`), and that
     test was 90% of the time of partitioning a Markdown document. Headings, list items,
-    addresses, e-mail addresses and the texts it drops are decided exactly as before."""
-    from unstructured.documents.elements import Address, EmailAddress, ListItem, Text
-    from unstructured.partition.text_type import is_bulleted_text, is_email_address, is_us_city_state_zip
-
-    if is_bulleted_text(text):
-        return ListItem
-    if is_us_city_state_zip(text):
-        return Address
-    if is_email_address(text):
-        return EmailAddress
-    if len(text) < 2:
-        return None
-    return Text
+    addresses, e-mail addresses and the texts it drops are still decided by unstructured."""
+    return False
 
 
 def skip_narrative_classification() -> None:
-    """Make unstructured's HTML partitioner (HTML, Markdown, e-mail bodies) use
-    :func:`_element_class_without_nlp` in this process (idempotent; the blocks docsync makes are
-    the same: tests/test_parsers.py compares them)."""
-    global UNSTRUCTURED_ELEMENT_CLASS
+    """Make unstructured's HTML partitioner (HTML, Markdown, e-mail bodies) skip its
+    NarrativeText/Text decision in this process (idempotent; the blocks docsync makes are the
+    same: tests/test_parsers.py compares them)."""
+    global UNSTRUCTURED_NARRATIVE_TEST
     from unstructured.partition.html import parser
 
-    if parser.derive_element_type_from_text is not _element_class_without_nlp:
-        UNSTRUCTURED_ELEMENT_CLASS = parser.derive_element_type_from_text
-        parser.derive_element_type_from_text = _element_class_without_nlp
+    if parser.is_possible_narrative_text is not _never_narrative:
+        UNSTRUCTURED_NARRATIVE_TEST = parser.is_possible_narrative_text
+        parser.is_possible_narrative_text = _never_narrative
 
 
-UNSTRUCTURED_ELEMENT_CLASS = None  # unstructured's own function, kept for the test that compares the two
+UNSTRUCTURED_NARRATIVE_TEST = None  # unstructured's own test, kept for the test that compares the two
 
 
 def html_blocks(text: str, path: str) -> list[Block]:
