@@ -59,3 +59,21 @@ def test_the_export_is_keyed_by_weights_and_config_and_reused(tmp_path, monkeypa
     assert embed.onnx_export_path() == base
     monkeypatch.setenv("DOCSYNC_EMBED_ONNX_DIR", str(tmp_path / "elsewhere"))
     assert embed.onnx_export_path().parent == tmp_path / "elsewhere"
+
+
+def test_onnx_runs_on_the_workers_share_of_the_cores_and_gives_the_same_vectors(monkeypatch):
+    from docsync.embed_onnx import intra_op_threads
+
+    monkeypatch.setenv("DOCSYNC_EMBED_BACKEND", "onnx-int8")
+    directory, onnx_file = embed.model_path(), embed.export_onnx()
+    max_tokens = embed.get_model().max_seq_length
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a batch worker's share (pipeline._init_worker)
+    assert intra_op_threads() == 1
+    one = OnnxEncoder(directory, onnx_file, max_tokens)
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert intra_op_threads() == 0  # not a worker: ORT's default (all physical cores)
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    assert intra_op_threads() == 0
+    default = OnnxEncoder(directory, onnx_file, max_tokens)
+    assert np.allclose(one.encode(SENTENCES), default.encode(SENTENCES), atol=1e-5)
