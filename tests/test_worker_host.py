@@ -93,7 +93,9 @@ def host_killing_at(tmp_path: Path, settings: Settings, short_home: Path, kill_a
     sock = short_home / "host.sock"
     proc = start_host(settings.home, sock, DOCSYNC_KILL_AT=kill_at, DOCSYNC_KILL_ONCE=str(tmp_path / "killed-once"))
     try:
-        wait_ready(sock, proc)
+        ready = wait_ready(sock, proc)
+        # the writer is up with the workers, not started by the first write call (the plan's)
+        assert ready["writer_pid"] and ready["writer_pid"] not in (proc.pid, ready["host_pid"])
         yield settings.replace(host_socket=str(sock))
         assert proc.poll() is None, "the host itself died"
     finally:

@@ -151,14 +151,18 @@ class Host:
         writer), never queued behind a batch, replaced when it dies."""
         import multiprocessing
 
-        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_writer,
-                                   initargs=(os.getpid(),))
+        writer = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_writer,
+                                     initargs=(os.getpid(),))
+        # Started (and its imports done) now, not by the first write call: that is the plan task's
+        # apply_updates of the first run after a start, which waited ~3 s for it (issue 15).
+        self.writer_warming = writer.submit(os.getpid)
+        return writer
 
     def ready(self) -> bool:
-        return all(f.done() and not f.exception() for f in self.warming)
+        return all(f.done() and not f.exception() for f in (*self.warming, self.writer_warming))
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
-        for future in self.warming:
+        for future in (*self.warming, self.writer_warming):
             future.result(timeout_s)
 
     def _replace_pool(self, old: ProcessPoolExecutor, why: str) -> None:
@@ -248,6 +252,7 @@ class Host:
                     "worker_max_mib": self.settings.sync.host_worker_max_mb, "batches_done": self.batches_done,
                     "pool_replacements": self.pool_replacements, "inflight": sorted(self.inflight),
                     "calls_done": dict(self.calls_done),
+                    "writer_pid": self.writer_warming.result() if self.writer_warming.done() else None,
                     "recent_batches": list(self.recent),
                     "uptime_s": round(time.time() - self.started, 1)}
 
