@@ -111,6 +111,8 @@ class Stack:
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
             # As `make run` and docker-compose.yaml set it (Airflow's default: 1 s).
             AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=os.environ.get("BENCH_SCHEDULER_IDLE_SLEEP", "0.25"),
+            # As `make run` and docker-compose.yaml set it (Airflow's default: 5 s; see the Makefile).
+            AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=os.environ.get("BENCH_MIN_HEARTBEAT_INTERVAL", "1"),
             # A busy machine: the api-server may take more than the default 5 s to answer a task.
             AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="60",
             DOCSYNC_HOME=str(home),
