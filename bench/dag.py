@@ -183,7 +183,7 @@ def scenario_runs(stack: Stack, paths: list[Path]):
 def result(mode: str, stack: Stack, runs: list[dict]) -> dict:
     executor, host, slots = MODES[mode]
     return {"mode": mode, "executor": executor, "host": host, "slots": slots, "host_warmup": stack.host_warmup,
-            "runs": list(runs)}
+            "execution_api_warmup_s": stack.execution_api_warmup_s, "runs": list(runs)}
 
 
 def main(args: argparse.Namespace) -> None:

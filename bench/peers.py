@@ -96,7 +96,7 @@ def dag_runs(share: Path, copies: list[Path], work: Path) -> list[dict]:
                          "process_wall_s": r["wall_s"], "process_cpu_s": r["cpu_s"],
                          "peak_rss_mib": max((r.get("worker_rss_mib") or {0: 0}).values()),
                          "embedded_texts": r["summary"].get("chunks_embedded", 0),
-                         "load": round(os.getloadavg()[0], 1), "host_warmup": stack.host_warmup,
+                         "load": round(os.getloadavg()[0], 1), "host_warmup": stack.host_warmup, "execution_api_warmup_s": stack.execution_api_warmup_s,
                          "cpu_by_component_s": r["cpu_by_component_s"], "timeline": r["timeline"]})
             print("docsync-dag", label, r["wall_s"], "s", flush=True)
     finally:
