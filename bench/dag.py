@@ -132,6 +132,7 @@ def _fresh(n: int, name: str) -> tuple[Path, list[Path]]:
 # Settings of the caller's environment the DAG and the CLI both run with (e.g. the embedding backend).
 PASSED_SETTINGS = ("DOCSYNC_EMBED_BACKEND",)
 BATCH_SIZE: int | None = None  # --dag-batch-size: DOCSYNC_BATCH_SIZE of both the DAG and the CLI
+CLI_ON_HOST = False  # --dag-cli-on-host: the CLI once more, handing its batches to the stack's host
 
 
 def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None = None) -> dict:
@@ -155,16 +156,39 @@ def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None 
                         "peak_rss_mib": c["peak_rss_mib"]})
             print("cli", scenario, c["wall_s"], "s", flush=True)
     stack = Stack(root, executor, root / "share", root / "home", host, slots=slots, extra_env=env)
-    runs = []
+    runs, on_host = [], []
     try:
         for scenario, run in scenario_runs(stack, paths):
             runs.append(run | {"scenario": scenario})
             print(mode, scenario, run["wall_s"], "s", flush=True)
             if done is not None:  # a report after every scenario: a long run cut short keeps its figures
                 render(n, [*done, result(mode, stack, runs)], cli or [])
+        if host and CLI_ON_HOST:
+            on_host = cli_on_host(stack, n, env)
     finally:
         stack.stop()
-    return result(mode, stack, runs)
+    return result(mode, stack, runs) | {"cli_on_host": on_host}
+
+
+def cli_on_host(stack: Stack, n: int, env: dict) -> list[dict]:
+    """The CLI's three scenarios again, on a fresh copy of the share, with the stack's warm
+    worker host answering (as on a machine where `make run` left it running): `docsync sync`
+    hands its batches to the host and starts no worker of its own. CPU: the sync's process and
+    the host's, apart."""
+    from docsync.demo import modify_share
+
+    root, paths = _fresh(n, f"cli-host-{n}")
+    runs = []
+    for scenario in SCENARIOS:
+        if scenario == "1% changed":
+            modify_share(paths, 0.01, seed=1)
+        before = stack.cpu_s().get("worker-host", 0.0)
+        c = docsync_run(root / "share", root / "home", f"dag-cli-host-{scenario}", workers=2,
+                        env=env | {"DOCSYNC_WORKER_HOST_SOCKET": stack.socket})
+        runs.append({"scenario": scenario, "wall_s": c["wall_s"], "cpu_s": c["process_cpu_s"],
+                     "host_cpu_s": round(stack.cpu_s().get("worker-host", 0.0) - before, 1)})
+        print("cli on the host", scenario, c["wall_s"], "s", flush=True)
+    return runs
 
 
 def scenario_runs(stack: Stack, paths: list[Path]):
@@ -187,8 +211,8 @@ def result(mode: str, stack: Stack, runs: list[dict]) -> dict:
 
 
 def main(args: argparse.Namespace) -> None:
-    global BATCH_SIZE
-    n, modes, BATCH_SIZE = args.dag_docs, args.dag_modes, args.dag_batch_size
+    global BATCH_SIZE, CLI_ON_HOST
+    n, modes, BATCH_SIZE, CLI_ON_HOST = args.dag_docs, args.dag_modes, args.dag_batch_size, args.dag_cli_on_host
     cli: list[dict] = []
     results: list[dict] = []
     for i, mode in enumerate(modes):  # the report is rewritten after each mode (partial results kept)
@@ -226,6 +250,11 @@ def render(n: int, results: list[dict], cli: list[dict]) -> None:
                  for res in results for r in res["runs"]]
     body += table(["DAG mode", "scenario", "task: sum of durations (tasks)"], task_rows)
     for res in results:
+        if res.get("cli_on_host"):
+            body += (f"\n\n{res['mode']}: the CLI (`docsync sync --workers 2`, a fresh process) with the stack's worker "
+                     "host answering, after the DAG runs, on its own fresh copy of the share: " + "; ".join(
+                         f"{c['scenario']} {c['wall_s']} s wall ({c['cpu_s']} CPU s in the sync's process, "
+                         f"{c['host_cpu_s']} on the host)" for c in res["cli_on_host"]) + ".")
         if res["host"]:
             w = res["host_warmup"]
             rss = [r["worker_rss_mib"] for r in res["runs"] if r.get("worker_rss_mib")]

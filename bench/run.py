@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dag-modes", type=lambda s: s.split(","), default=list(dag.MODES),
                         help=f"dag: comma-separated DAG modes, the first one beside the CLI (default {','.join(dag.MODES)})")
     parser.add_argument("--dag-batch-size", type=int, default=0, help="dag: DOCSYNC_BATCH_SIZE (default: the default)")
+    parser.add_argument("--dag-cli-on-host", action="store_true",
+                        help="dag: also the CLI's scenarios handing their batches to the stack's worker host")
     parser.add_argument("--batching-copies", type=int, default=6,
                         help="batching: copies of tests/data/formats in the share (default 6)")
     parser.add_argument("--book-pages", type=int, default=1225, help="batching: pages of the text book (default 1225)")

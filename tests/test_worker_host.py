@@ -56,10 +56,13 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen, timeout_s: float = 300
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the host's process group, SIGKILL after 30 s; nothing when it is gone already."""
     try:
         os.killpg(proc.pid, 15)
         proc.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
 
 
@@ -141,6 +144,42 @@ def test_writer_killed_mid_write_task_writes_itself(tmp_path, settings, short_ho
     with host_killing_at(tmp_path, settings, short_home, "write:after_upsert") as settings:
         _, report = synced_once_killed(tmp_path, settings.replace(batch_size=4), write_on_host=True)
         assert report["calls_done"]["write_batch"] == 2, report  # 3 batches: the first written by the task
+
+
+@slow
+def test_the_cli_hands_its_batches_to_a_running_host_and_falls_back_when_it_dies(tmp_path, settings, short_home):
+    """`docsync sync` (run_sync) on a machine whose worker host answers: its batches and
+    finalize's warm calls go to the host, no worker of its own loads the models. Then SIGKILL of
+    the host right after it took the next run's first batch: that run processes its batches in
+    workers of its own; every document indexed exactly once both times."""
+    from docsync.pipeline import run_sync
+    from tests.test_pipeline import write_doc
+
+    sock, once = short_home / "host.sock", tmp_path / "killed-once"
+    once.touch()  # the host is killed only once this file is gone (faults.crash_point)
+    proc = start_host(settings.home, sock, DOCSYNC_KILL_AT="host:batch_submitted", DOCSYNC_KILL_ONCE=str(once))
+    try:
+        wait_ready(sock, proc)
+        on_host = settings.replace(host_socket=str(sock), batch_size=5)
+        share = make_share(tmp_path / "share")
+        summary = run_sync(on_host, root=str(share), workers=2)
+        assert summary["indexed"] == 10 and summary["quarantined"] == 0
+        report = host_client.health(sock)
+        assert report["batches_done"] == 2, report
+        assert report["calls_done"] == {"embed_texts": 1, "build_data_docs": 1}, report
+        assert_consistent(snapshot(on_host))
+
+        once.unlink()
+        for i in range(10, 14):
+            write_doc(share, f"team{i % 3}/doc{i}.txt", [f"Document number {i}, added after the first sync."])
+        again = run_sync(on_host, root=str(share), workers=2)
+        assert once.exists() and proc.wait(30) == -9, "the host was not killed at the batch"
+        assert again["indexed"] == 4 and again["quarantined"] == 0
+        snap = snapshot(on_host)
+        assert_consistent(snap)
+        assert len(snap["paths"]) == 14
+    finally:
+        stop(proc)
 
 
 def test_the_process_task_imports_nothing_heavy(settings):

@@ -3,6 +3,7 @@ in the order the DAG runs them, optionally with batches processed by worker proc
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from docsync.config import Settings
+
+log = logging.getLogger(__name__)
 
 # Worker processes are replaced after about this many batches each: RSS creeps up over thousands
 # of documents in one process; a fresh one costs one model load (~10 s).
@@ -59,7 +62,7 @@ def run_sync(
             return finish(settings, planned.plan, [], {}, run_id, cleanup)
     from docsync import index
 
-    batch_workers = _Workers(workers or settings.sync.workers)
+    batch_workers = _Workers(workers or settings.sync.workers, settings)
     with index.keep_open(settings), batch_workers:
         if first is None or walk.over(WALK_GRACE_S):  # revocations before any processing
             walk.applied()
@@ -135,41 +138,89 @@ def _refs(walk: _Walk, first: str, timeout: float | None) -> Iterator[str]:
 
 class _Workers:
     """The batch worker processes of one run (``workers`` > 1): started on the first batch,
-    replaced after WORKER_BATCHES each, kept until the run is finished (finalize uses them)."""
+    replaced after WORKER_BATCHES each, kept until the run is finished (finalize uses them).
 
-    def __init__(self, workers: int) -> None:
+    When this machine's worker host answers warm at the first batch (``docsync worker-host``,
+    DOCSYNC_WORKER_HOST_SOCKET, as the DAG's tasks use it), the batches and finalize's warm calls
+    go to it instead, from threads of this process: no worker of this run loads the models
+    (~10 s and ~1.2 GB each) next to the host's warm ones. A batch the host cannot take (it went
+    away) runs in a worker process of this run after all."""
+
+    def __init__(self, workers: int, settings: Settings | None = None) -> None:
         self.workers = workers
         self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         self.pool = None
         self.submitted = 0
+        self.settings = settings
+        self.host = None  # threads handing batches to the worker host, once one answered
+        self._host_checked = False
+        self._lock = threading.Lock()
 
     def __enter__(self) -> _Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.host is not None:
+            self.host.shutdown(wait=True)
         if self.pool is not None:
             self.pool.shutdown(wait=True)
 
+    def on_host(self) -> bool:
+        """Whether this run's batches go to the worker host (decided once, at the first batch)."""
+        if not self._host_checked:
+            self._host_checked = True
+            socket_path = self.settings.sync.host_socket if self.settings is not None else ""
+            from docsync.host_client import health
+
+            report = health(socket_path) if socket_path else None
+            if report and report.get("ready"):
+                from concurrent.futures import ThreadPoolExecutor
+
+                self.workers = max(1, int(report.get("workers") or 1))
+                # One request more than the host has workers: a batch already waits there when one is done.
+                self.host = ThreadPoolExecutor(self.workers + 1, thread_name_prefix="docsync-host")
+                log.info("batches go to the worker host at %s (%d warm workers, pid %s)", socket_path,
+                         self.workers, report.get("host_pid"))
+        return self.host is not None
+
     def submit(self, fn, *args):
+        if fn is process_batch and self.on_host():
+            return self.host.submit(self._on_host, *args)
+        return self._submit_here(fn, *args)
+
+    def _on_host(self, settings: Settings, batch_ref: str) -> str:
+        from docsync.host_client import process_on_host
+
+        result_ref = process_on_host(settings, batch_ref)
+        if result_ref is not None:
+            return result_ref
+        return self._submit_here(process_batch, settings, batch_ref).result()  # the host went away
+
+    def _submit_here(self, fn, *args):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        if self.pool is None or self.submitted >= WORKER_BATCHES * self.workers:  # fresh workers now and then
-            # Not max_tasks_per_child: on Python 3.11 the executor can hang when it replaces a worker.
-            if self.pool is not None:
-                self.pool.shutdown(wait=False)
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker, initargs=(self.threads,))
-            self.submitted = 0
-        self.submitted += 1
-        return self.pool.submit(fn, *args)
+        with self._lock:  # host threads may fall back at the same time
+            if self.pool is None or self.submitted >= WORKER_BATCHES * self.workers:  # fresh workers now and then
+                # Not max_tasks_per_child: on Python 3.11 the executor can hang when it replaces a worker.
+                if self.pool is not None:
+                    self.pool.shutdown(wait=False)
+                self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(self.threads,))
+                self.submitted = 0
+            self.submitted += 1
+            return self.pool.submit(fn, *args)
 
     def call(self, name: str, *args: object) -> object:
-        """finalize's warm calls: in a worker that processed batches, else here."""
+        """finalize's warm calls: on the worker host, or in a worker that processed batches, else here."""
         from concurrent.futures.process import BrokenProcessPool
 
-        from docsync.host_client import run_warm_call
+        from docsync.host_client import call_on_host, run_warm_call
 
+        if self.host is not None:
+            done, value = call_on_host(self.settings, name, *args)
+            if done:
+                return value
         if self.pool is not None:
             try:
                 return self.pool.submit(run_warm_call, name, args).result()
@@ -179,7 +230,7 @@ class _Workers:
 
 
 def _process_and_write(settings: Settings, walk: _Walk, first: str, workers: _Workers) -> list[dict]:
-    if workers.workers <= 1:
+    if workers.workers <= 1 and not workers.on_host():
         return [write_batch(settings, process_batch(settings, ref)).to_json() for ref in _refs(walk, first, None)]
     from collections import deque
 
