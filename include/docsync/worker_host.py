@@ -14,8 +14,8 @@ plan; nothing else is written), so any process may be SIGKILLed at any time:
 - the host: the supervisor (``docsync worker-host``) starts a new one; a waiting task sees the
   connection close and processes its batch itself (host_client's fallback);
 - the task: the host finishes the batch; the retried task's request joins it (same reference).
-Memory stays bounded: workers are replaced after ``WORKER_BATCHES`` batches each (as the CLI's)
-or as soon as one is over DOCSYNC_HOST_WORKER_MAX_MB after a batch.
+Memory stays bounded: a worker is replaced as soon as it is over DOCSYNC_HOST_WORKER_MAX_MB after
+a batch, and all of them after ``HOST_WORKER_BATCHES`` batches each.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 
 WARM_TEXT = "Jane Doe (jane.doe@example.com, +1 212 555 0100) signed the renewal of the vendor contract."
 ATTEMPTS = 2  # a batch whose worker died is run once more on a fresh pool, then reported as failed
+# Host workers are replaced after this many batches each, and whenever one is over
+# DOCSYNC_HOST_WORKER_MAX_MB after a batch, which is what bounds their memory. A replacement stalls
+# the host while the new workers load their models (~20 s wall, ~27 CPU s for two): at the CLI's 40
+# batches (pipeline.WORKER_BATCHES) it landed inside every other 1,000-document load (RSS then
+# 1.14 GB per worker, flat over 80 batches; issue 15).
+HOST_WORKER_BATCHES = 400
 
 
 # --- inside a host worker process --------------------------------------------------------------
@@ -192,8 +198,6 @@ class Host:
 
     def process(self, settings: Settings, batch_ref: str) -> dict:
         """Run one batch on a warm worker; the reply for the task."""
-        from docsync.pipeline import WORKER_BATCHES
-
         for attempt in range(1, ATTEMPTS + 1):
             future, pool = self._submit(settings, batch_ref)
             crash_point("host:batch_submitted")
@@ -211,7 +215,7 @@ class Host:
                                                      "queued_s": reply["queued_s"], "seconds": reply["seconds"]}]
                 self.worker_rss[reply["worker_pid"]] = reply["worker_rss_mib"]
                 grown = reply["worker_rss_mib"] > self.settings.sync.host_worker_max_mb
-                spent = self.pool_batches >= WORKER_BATCHES * self.workers
+                spent = self.pool_batches >= HOST_WORKER_BATCHES * self.workers
             if grown or spent:
                 self._replace_pool(pool, f"worker {reply['worker_pid']} at {reply['worker_rss_mib']:.0f} MiB"
                                    if grown else f"{self.pool_batches} batches done")
