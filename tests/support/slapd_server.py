@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.smb_server import free_port, port_open
+from tests.support.smb_server import free_port, port_open, worker_port
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SUFFIX = "dc=corp,dc=example"
@@ -137,7 +137,7 @@ class SlapdServer:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = Path(tmp)
-        self.port = free_port(13890)
+        self.port = free_port(worker_port(13890))
         self.ldaps_port = free_port(self.port + 1)
         self.url = f"ldap://127.0.0.1:{self.port}"
         self.ldaps_url = f"ldaps://127.0.0.1:{self.ldaps_port}"
@@ -162,6 +162,9 @@ class SlapdServer:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"slapd did not start: {(self.tmp / 'slapd.log').read_text()[-2000:]}")
             time.sleep(0.05)
+        time.sleep(0.2)  # a slapd that could not bind exits at once: not ours answering on the port
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"slapd exited at start: {(self.tmp / 'slapd.log').read_text()[-2000:]}")
         self.modify(SEED, add=True)
         return self
 

@@ -84,6 +84,14 @@ CONFIG = """\
 """
 
 
+def worker_port(base: int) -> int:
+    """``base`` moved by 1,000 per pytest-xdist worker: two workers that start a server at the same
+    moment never both find the same port free (the second server then failed to bind, while the
+    first one answered on that port for both: a slapd seed met the other's tree)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return base + 1000 * (int(worker[2:]) if worker[2:].isdigit() else 0)
+
+
 def free_port(start: int = FIRST_PORT, attempts: int = 200) -> int:
     """The first port from ``start`` that nothing listens on and that we can bind."""
     for port in range(start, start + attempts):
@@ -172,7 +180,7 @@ class SambaServer:
             raise RuntimeError("smbd not found: install the Debian 'samba' package")
         if os.geteuid() != 0:
             raise RuntimeError("smbd must run as root (it switches to the share user per session)")
-        self.port = self.port or free_port()
+        self.port = self.port or free_port(worker_port(FIRST_PORT))
         self._configure()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMB")}
         self._stderr = open(self.tmp / "log" / "smbd.stderr", "wb")  # closed in stop()
