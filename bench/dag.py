@@ -139,22 +139,13 @@ def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None 
     """The three scenarios on a fresh share for one DAG mode; with ``cli`` (a list to fill), the
     CLI's three scenarios first, on their own copy of the same share, with no Airflow component
     or worker host running beside them: each path measured with only its own processes."""
-    from docsync.demo import modify_share
-
     executor, host, slots = MODES[mode]
     root, paths = _fresh(n, f"{mode}-{n}")
     env = {"DOCSYNC_BATCH_SIZE": str(BATCH_SIZE)} if BATCH_SIZE else {}
     # The stack drops the caller's DOCSYNC_* settings; these pass through to both paths alike.
     env |= {k: os.environ[k] for k in PASSED_SETTINGS if os.environ.get(k)}
     if cli is not None:
-        cli_root, cli_paths = _fresh(n, f"cli-{n}")
-        for scenario in SCENARIOS:
-            if scenario == "1% changed":
-                modify_share(cli_paths, 0.01, seed=1)
-            c = docsync_run(cli_root / "share", cli_root / "home", f"dag-cli-{scenario}", workers=2, env=env)
-            cli.append({"scenario": scenario, "wall_s": c["wall_s"], "cpu_s": c["process_cpu_s"],
-                        "peak_rss_mib": c["peak_rss_mib"]})
-            print("cli", scenario, c["wall_s"], "s", flush=True)
+        cli.extend(cli_scenarios(n, env))
     stack = Stack(root, executor, root / "share", root / "home", host, slots=slots, extra_env=env)
     runs, on_host = [], []
     try:
@@ -164,30 +155,34 @@ def run_mode(n: int, mode: str, cli: list[dict] | None, done: list[dict] | None 
             if done is not None:  # a report after every scenario: a long run cut short keeps its figures
                 render(n, [*done, result(mode, stack, runs)], cli or [])
         if host and CLI_ON_HOST:
-            on_host = cli_on_host(stack, n, env)
+            on_host = cli_scenarios(n, env, stack)
     finally:
         stack.stop()
     return result(mode, stack, runs) | {"cli_on_host": on_host}
 
 
-def cli_on_host(stack: Stack, n: int, env: dict) -> list[dict]:
-    """The CLI's three scenarios again, on a fresh copy of the share, with the stack's warm
-    worker host answering (as on a machine where `make run` left it running): `docsync sync`
-    hands its batches to the host and starts no worker of its own. CPU: the sync's process and
-    the host's, apart."""
+def cli_scenarios(n: int, env: dict, stack: Stack | None = None) -> list[dict]:
+    """The CLI's three scenarios (`docsync sync --workers 2`, a fresh process each) on a fresh
+    share of its own. With ``stack``: with the stack's warm worker host answering (as on a machine
+    where `make run` left it running), so the sync hands its batches to the host and starts no
+    worker of its own; the host's CPU is then reported apart from the sync's process."""
     from docsync.demo import modify_share
 
-    root, paths = _fresh(n, f"cli-host-{n}")
+    name = "cli-host" if stack else "cli"
+    root, paths = _fresh(n, f"{name}-{n}")
+    if stack:
+        env = env | {"DOCSYNC_WORKER_HOST_SOCKET": stack.socket}
     runs = []
     for scenario in SCENARIOS:
         if scenario == "1% changed":
             modify_share(paths, 0.01, seed=1)
-        before = stack.cpu_s().get("worker-host", 0.0)
-        c = docsync_run(root / "share", root / "home", f"dag-cli-host-{scenario}", workers=2,
-                        env=env | {"DOCSYNC_WORKER_HOST_SOCKET": stack.socket})
-        runs.append({"scenario": scenario, "wall_s": c["wall_s"], "cpu_s": c["process_cpu_s"],
-                     "host_cpu_s": round(stack.cpu_s().get("worker-host", 0.0) - before, 1)})
-        print("cli on the host", scenario, c["wall_s"], "s", flush=True)
+        before = stack.cpu_s().get("worker-host", 0.0) if stack else 0.0
+        c = docsync_run(root / "share", root / "home", f"dag-{name}-{scenario}", workers=2, env=env)
+        run = {"scenario": scenario, "wall_s": c["wall_s"], "cpu_s": c["process_cpu_s"], "peak_rss_mib": c["peak_rss_mib"]}
+        if stack:
+            run["host_cpu_s"] = round(stack.cpu_s().get("worker-host", 0.0) - before, 1)
+        runs.append(run)
+        print(name, scenario, c["wall_s"], "s", flush=True)
     return runs
 
 
