@@ -167,6 +167,12 @@ class Host:
     def ready(self) -> bool:
         return all(f.done() and not f.exception() for f in (*self.warming, self.writer_warming))
 
+    def _writer_pid(self) -> int | None:
+        """The writer's pid once it started; None before, or when its start failed (the health
+        report must not raise: it is how an operator sees that the host is not ready)."""
+        warming = self.writer_warming
+        return warming.result() if warming.done() and warming.exception() is None else None
+
     def wait_ready(self, timeout_s: float | None = None) -> None:
         for future in (*self.warming, self.writer_warming):
             future.result(timeout_s)
@@ -256,7 +262,7 @@ class Host:
                     "worker_max_mib": self.settings.sync.host_worker_max_mb, "batches_done": self.batches_done,
                     "pool_replacements": self.pool_replacements, "inflight": sorted(self.inflight),
                     "calls_done": dict(self.calls_done),
-                    "writer_pid": self.writer_warming.result() if self.writer_warming.done() else None,
+                    "writer_pid": self._writer_pid(),
                     "recent_batches": list(self.recent),
                     "uptime_s": round(time.time() - self.started, 1)}
 
