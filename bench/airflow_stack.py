@@ -176,7 +176,7 @@ class Stack:
             raise RuntimeError(f"airflow db migrate failed: {migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
         # As deployed (README "Pools"): one process slot more than there are host workers, so that a
         # batch already waits at the host when one is done (no idle worker between tasks); more
-        # would only hold executor slots, queued ahead of the writes.
+        # would only hold executor slots, queued ahead of finalize.
         pool = subprocess.run([AIRFLOW, "pools", "set", PROCESS_POOL, str(HOST_WORKERS + 1), "docsync process tasks"],
                               env=self.env, capture_output=True, text=True, timeout=300)
         if pool.returncode:

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 MODES = {  # name -> (executor, worker host, task slots)
-    # With the host a task waiting for its batch holds a slot but no CPU: 4 slots on 2 cores let a
-    # write task run while both host workers process (2 slots would leave one of them idle).
+    # With the host a task waiting for its batch holds a slot but no CPU: 4 slots on 2 cores keep
+    # a batch waiting at the host while a task writes, ends or starts (2 would leave a worker idle).
     "local-host": ("LocalExecutor", True, 4),
     # Without it, as issue 15 measured: one slot per core (each task loads the models).
     "local-cold": ("LocalExecutor", False, 2),

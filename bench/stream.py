@@ -8,7 +8,7 @@ an initial load stores them, bench.stream_child.record_state), so nothing is pro
   on a copy of the state, at the same time (same load);
 - initial load through the CLI runner: time until the first batch is processed (written);
 - the DAG path: the plan task stopped at DOCSYNC_PLAN_SLICE_BATCHES, then the first batch's
-  process + write tasks (Airflow's scheduling delay between tasks not included).
+  process task, which writes it (Airflow's scheduling delay between tasks not included).
 
 The generated files live under the bench work directory and are deleted afterwards."""
 

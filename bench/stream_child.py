@@ -96,7 +96,7 @@ class _Stop(Exception):
 
 def sliced(settings, root: str, batches: int) -> dict:
     """The DAG path: the plan task stops its walk at ``batches`` batches (the mapped process
-    tasks need it finished), then one process + write task of the first batch."""
+    tasks need it finished), then the first batch processed and written, as its process task does."""
     from docsync.steps.plan import plan
     from docsync.steps.process import process_batch
     from docsync.steps.write import write_batch

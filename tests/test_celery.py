@@ -272,7 +272,7 @@ def test_celery_executor_two_workers_matches_embedded_run(demo_corpus, tmp_path,
         assert _wait("the DAG run", finished, 300, services, every=2) == "success"
         tis = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
         assert {t["state"] for t in tis} == {"success"}, [(t["task_id"], t["state"]) for t in tis]
-        assert {"plan", "process", "write", "finalize", "freshness_check"} <= {t["task_id"] for t in tis}
+        assert {"plan", "process", "finalize", "freshness_check"} <= {t["task_id"] for t in tis}
         process = [t for t in tis if t["task_id"] == "process"]
         assert len(process) == 2 and {t["pool"] for t in process} == {"docsync_ocr"}
         assert {t["queue"] for t in tis} == {queue}

@@ -49,7 +49,9 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     # reconcile (when due) runs in finalize, as in the CLI: one task hand-off less per run
     # deletes and ACL-only changes are applied by the plan task, before any document is processed
     # (one task hand-off less per run than a task of their own)
-    assert set(tasks) == {"plan", "process", "write", "finalize", "freshness_check"}
+    # each batch is written by the process task that processed it (no write task: a hand-off per
+    # group less, and writes start with the first batch; host_client.process_and_write)
+    assert set(tasks) == {"plan", "process", "finalize", "freshness_check"}
     assert tasks["freshness_check"].upstream_task_ids == {"finalize"}
     assert tasks["freshness_check"].trigger_rule == "all_done"
     # ... and it is the only leaf: Airflow sets a run's state from its leaves, so it fails the run
@@ -58,18 +60,10 @@ def test_shape_of_sync_dags(dagbag, dag_id, asset, kind):
     # a run that changes nothing ends in plan (it finalizes there), skipping everything after it
     assert tasks["plan"].ignore_downstream_trigger_rules is True
     assert tasks["process"].upstream_task_ids == {"plan"}
-    assert tasks["write"].upstream_task_ids == {"process"}
-    # embedded Qdrant: its lock keeps to one writer at a time; a server: the scheduler does
-    assert tasks["write"].max_active_tis_per_dag is None
-    # ... that goes first when a slot frees (ahead of waiting process tasks)
-    assert tasks["write"].weight_rule == "absolute" and tasks["write"].priority_weight >= 1000
-    assert tasks["finalize"].upstream_task_ids == {"plan", "write"}
+    # mapped over the plan's groups of batches (docsync.batching.task_groups)
+    assert type(tasks["process"]).__name__.endswith("MappedOperator")
+    assert tasks["finalize"].upstream_task_ids == {"plan", "process"}
     assert tasks["finalize"].trigger_rule == "none_failed"
-    # process and write are one mapped group per group of batches (docsync.batching.task_groups):
-    # a group's write runs as soon as its own process task is done (depth-first), not after every
-    # batch was processed
-    group = tasks["write"].task_group
-    assert group is tasks["process"].task_group and type(group).__name__ == "MappedTaskGroup"
     assert [a.name for a in tasks["finalize"].outlets] == [asset]
     assert dag.max_active_runs == 1 and dag.catchup is False
 
@@ -152,18 +146,3 @@ def test_parsing_is_cheap(dag_file, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["heavy"] == []
-
-
-def test_one_write_task_at_a_time_with_a_qdrant_server(monkeypatch):
-    """With a server nothing else serialises the writes of a run (collection creation, the
-    embedding fingerprint's claim): the scheduler runs one write task at a time."""
-    from docsync.dagfactory import write_tasks_at_once
-
-    for var in ("DOCSYNC_QDRANT_URL", "DOCSYNC_QDRANT_CONN_ID"):
-        monkeypatch.delenv(var, raising=False)
-    assert write_tasks_at_once() is None
-    monkeypatch.setenv("DOCSYNC_QDRANT_URL", "http://qdrant:6333")
-    assert write_tasks_at_once() == 1
-    monkeypatch.delenv("DOCSYNC_QDRANT_URL")
-    monkeypatch.setenv("DOCSYNC_QDRANT_CONN_ID", "qdrant_default")
-    assert write_tasks_at_once() == 1

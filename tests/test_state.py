@@ -245,3 +245,48 @@ def test_parts_of_containers_are_kept_apart_from_listed_documents(engine):
         state.update_document(conn, "odd", path="moved.zip#b.txt")  # no collision after a move either
     with engine.connect() as conn:
         assert state.children_of(conn, ["zip"])["member"]["path"] == "moved.zip#b.txt"
+
+
+def test_the_write_lock_holds_other_processes_off_until_its_holder_dies(state_url, tmp_path):
+    """One writer per collection across processes (state.writer_lock: what serialises the
+    process tasks' writes into a Qdrant server): a second process waits while the first holds
+    it, another collection's lock is free meanwhile, and SIGKILL of the holder releases it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    held = tmp_path / "held"
+    code = (
+        "import sys, time; from pathlib import Path; from docsync import state\n"
+        "with state.writer_lock(state.get_engine(sys.argv[1]), 'docsync_share'):\n"
+        "    Path(sys.argv[2]).touch(); time.sleep(300)\n"
+    )
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(repo / "include"), str(repo)])}
+    holder = subprocess.Popen([sys.executable, "-c", code, state_url, str(held)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not held.exists():
+            assert holder.poll() is None and time.monotonic() < deadline, "the holder did not take the lock"
+            time.sleep(0.05)
+        engine = state.get_engine(state_url)
+        with state.writer_lock(engine, "docsync_other"):  # another collection: not blocked
+            pass
+        acquired = threading.Event()
+
+        def take() -> None:
+            with state.writer_lock(engine, "docsync_share"):
+                acquired.set()
+
+        waiter = threading.Thread(target=take, daemon=True)
+        waiter.start()
+        assert not acquired.wait(1.5), "a second writer took a held lock"
+        os.kill(holder.pid, signal.SIGKILL)
+        assert acquired.wait(30), "the lock of a killed holder was not released"
+        waiter.join(5)
+    finally:
+        holder.kill()
+        holder.wait()

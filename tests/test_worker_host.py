@@ -20,7 +20,6 @@ from docsync import host_client
 from docsync.steps.finalize import finalize
 from docsync.steps.plan import plan
 from docsync.steps.updates import apply_updates
-from docsync.steps.write import write_batch
 from tests.support import REPO
 from tests.test_pipeline import assert_consistent, make_share, snapshot
 
@@ -66,17 +65,13 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, 9)
 
 
-def sync_through_host(settings: Settings, root: Path, write_on_host: bool = False) -> dict:
-    """The DAG's steps in order, each `process` through host_client as the DAG task does (and,
-    with ``write_on_host``, each write as the DAG's write task does)."""
+def sync_through_host(settings: Settings, root: Path) -> dict:
+    """The DAG's steps in order, its batches in one group handed over as the DAG's `process`
+    task does (host_client.process_and_write: each processed on the host, written by its writer)."""
     planned = plan(settings, f"host__{time.time_ns()}", str(root))
     call = host_client.warm_caller(settings)
     updates = apply_updates(settings, planned.plan).to_json()
-    reports = []
-    for ref in planned.batches:
-        result_ref = host_client.process_batch(settings, ref)
-        reports.append(call("write_batch", settings, result_ref) if write_on_host
-                       else write_batch(settings, result_ref).to_json())
+    reports = host_client.process_and_write(settings, planned.batches)
     return finalize(settings, planned.plan, reports, updates, call=call)
 
 
@@ -105,10 +100,10 @@ def host_killing_at(tmp_path: Path, settings: Settings, short_home: Path, kill_a
         stop(proc)
 
 
-def synced_once_killed(tmp_path: Path, settings: Settings, write_on_host: bool = False) -> tuple[dict, dict]:
+def synced_once_killed(tmp_path: Path, settings: Settings) -> tuple[dict, dict]:
     """10 documents synced through the host; the fault fired and every document is indexed
     exactly once. Returns the run summary and the host's health report."""
-    summary = sync_through_host(settings, make_share(tmp_path / "share"), write_on_host)
+    summary = sync_through_host(settings, make_share(tmp_path / "share"))
     assert (tmp_path / "killed-once").exists(), "the fault was not injected"
     assert summary["indexed"] == 10 and summary["quarantined"] == 0
     assert_consistent(snapshot(settings))
@@ -124,8 +119,9 @@ def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp
         summary, report = synced_once_killed(tmp_path, settings.replace(batch_size=5))
         assert report["batches_done"] == 2 and report["pool_replacements"] == 1
         assert all(0 < mib < report["worker_max_mib"] for mib in report["worker_rss_mib"].values())
-        # finalize's canary embedding and Data Docs ran on the host's warm worker ...
-        assert report["calls_done"] == {"embed_texts": 1, "build_data_docs": 1}, report
+        # the batches were written by the host's writer, finalize's canary embedding and Data
+        # Docs ran on the host's warm worker ...
+        assert report["calls_done"] == {"write_batch": 2, "embed_texts": 1, "build_data_docs": 1}, report
         assert summary["canary_samples"] and summary["canary_hits"] == summary["canary_samples"]
         from docsync import data_docs
 
@@ -137,12 +133,12 @@ def test_batches_round_trip_through_the_host_and_a_killed_worker_is_replaced(tmp
 
 
 @slow
-def test_writer_killed_mid_write_task_writes_itself(tmp_path, settings, short_home):
-    """The write tasks' writes go to the host's writer process; SIGKILL it right after an
+def test_writer_killed_mid_write_the_task_writes_itself(tmp_path, settings, short_home):
+    """A process task's writes go to the host's writer process; SIGKILL it right after an
     upsert (before the state commit): the task writes the batch itself (idempotent), the host
     starts a new writer for the next batch, and every document is indexed exactly once."""
     with host_killing_at(tmp_path, settings, short_home, "write:after_upsert") as settings:
-        _, report = synced_once_killed(tmp_path, settings.replace(batch_size=4), write_on_host=True)
+        _, report = synced_once_killed(tmp_path, settings.replace(batch_size=4))
         assert report["calls_done"]["write_batch"] == 2, report  # 3 batches: the first written by the task
 
 
@@ -296,7 +292,7 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
         assert [len(g) for g in (json.loads(groups) if isinstance(groups, str) else groups)] == [2, 1]
         report = host_client.health(sock)
         assert report["batches_done"] == 3, "a batch of a process task did not go through the host"
-        # so did each write task its write, the plan task its updates and finalize its finish (on
+        # so did each process task its writes, the plan task its updates and finalize its finish (on
         # the writer), and finish's canary embedding and Data Docs build (handed back to the batch
         # workers); a run with batches never asks whether it changes nothing
         assert report["calls_done"] == {"apply_updates": 1, "write_batch": 3, "finish": 1,

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task, task_group
+from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
 
 if TYPE_CHECKING:
     from airflow.sdk.types import RuntimeTaskInstanceProtocol
@@ -25,19 +25,6 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=3),
 }
-
-
-WRITE_PRIORITY = 1000  # above any downstream-weighted task of a docsync DAG
-
-
-def write_tasks_at_once() -> int | None:
-    """How many `write` tasks Airflow may run at once: 1 with a Qdrant server (the writes of a
-    run are serialised by the scheduler); no limit with the embedded index, whose lock
-    (index.open_index) already lets one process write at a time: a write then starts the moment
-    the previous one releases it, not one scheduler loop (~1 s) after its task ended (issue 15).
-    Read when the DAG file is parsed (DOCSYNC_QDRANT_URL / DOCSYNC_QDRANT_CONN_ID)."""
-    server = os.environ.get("DOCSYNC_QDRANT_URL") or os.environ.get("DOCSYNC_QDRANT_CONN_ID")
-    return 1 if server else None
 
 
 def process_pool() -> str:
@@ -105,10 +92,10 @@ def build_sync_dag(
     doc_md: str,
     source_kind: str = "fileshare",
 ) -> object:
-    """A TaskFlow DAG: plan (then deletes and ACL-only changes, before any processing) -> per
-    batch group (a mapped task group): process -> write (one writer at a time) -> finalize (summary, metrics, Asset, reconcile
-    when due); freshness_check runs after finalize whatever happened and fails when the freshness
-    SLO is breached or the sync did not finish. Only references travel through XCom: the plan's, the batches', the results'."""
+    """A TaskFlow DAG: plan (then deletes and ACL-only changes, before any processing) -> process,
+    mapped over groups of batches (each batch processed, then written while the next is
+    processed) -> finalize (summary, metrics, Asset, reconcile when due); freshness_check runs after finalize whatever happened and fails when the freshness
+    SLO is breached or the sync did not finish. Only references travel through XCom: the plan's, the batches', the writes' reports."""
     asset = collection_asset(source_name)
 
     @dag(
@@ -171,7 +158,7 @@ def build_sync_dag(
                 return task_groups(planned.batches, process_parallelism(settings))
             if not call("changes_nothing", planned.plan):
                 # Deletes, ACL changes or a refusal and no batch: finalize reports them (and updates
-                # the collection's Asset); one empty group, whose process and write do nothing.
+                # the collection's Asset); one empty group, whose process task does nothing.
                 return [[]]
             call("finish", settings, planned.plan, [], report, run_id)
             try:
@@ -180,26 +167,17 @@ def build_sync_dag(
                 raise AirflowFailException(str(exc)) from exc
             return None
 
-        @task(pool=process_pool())  # caps concurrent OCR + embedding across all workers
-        def process(batch_refs: list[str]) -> list[str]:
+        # Caps concurrent OCR + embedding across all workers. The task writes each batch it
+        # processed, at once: a write task per group cost the scheduler, executor and api-server
+        # ~1 CPU s on the cores the batches need and held the group's batches until its last (issue 15).
+        @task(pool=process_pool())
+        def process(batch_refs: list[str]) -> list[dict]:
             """Hands each batch of its group to this machine's warm worker host (`docsync
-            worker-host`), or processes it here when none answers; imports nothing heavy before that."""
-            from docsync.host_client import process_batches
+            worker-host`), or processes it here when none answers; each is written (by the host's
+            writer, or here) while the next is processed. Imports nothing heavy before that."""
+            from docsync.host_client import process_and_write
 
-            return process_batches(settings_for_run(), batch_refs)
-
-        # One writer at a time (see write_tasks_at_once). A write goes before any waiting process
-        # task when a slot frees (process tasks would otherwise win: Airflow weighs a task by its
-        # downstream tasks), so writes keep up with the batches.
-        @task(max_active_tis_per_dag=write_tasks_at_once(), priority_weight=WRITE_PRIORITY, weight_rule="absolute")
-        def write(result_refs: list[str]) -> list[dict]:
-            """Written by the worker host's writer (qdrant-client imported already), or here; a
-            batch at a time, in its group's order."""
-            from docsync.host_client import warm_caller
-
-            settings = settings_for_run()
-            call = warm_caller(settings)
-            return [call("write_batch", settings, ref) for ref in result_refs]
+            return process_and_write(settings_for_run(), batch_refs)
 
         @task(trigger_rule="none_failed", outlets=[asset])
         def finalize(plan_ref: str, updates_report: dict, write_reports: list | None = None,
@@ -213,8 +191,8 @@ def build_sync_dag(
             from docsync.host_client import warm_caller
 
             settings = settings_for_run()
-            # A list of each group's reports, but the lone group's list itself when the run had
-            # exactly one group (Airflow 3.3 resolves a one-instance mapped group so).
+            # A list of each process task's list of reports; flat lists are taken as they are
+            # (Airflow 3.3 resolved a one-instance mapped task group to its lone list).
             groups = list(write_reports or [])
             reports = groups if all(isinstance(r, dict) for r in groups) else [r for g in groups for r in g or []]
             try:  # a refusal fails on the host, then again here, where it is raised
@@ -252,15 +230,7 @@ def build_sync_dag(
 
         groups = plan()
         plan_ref, applied = groups["plan"], groups["updates"]  # the XComs the plan task pushed under these keys
-
-        # One mapped group per group of batches: its write runs as soon as its own process task is done
-        # (depth-first). Mapping write over process's output instead would hold every write
-        # until the last batch was processed, then run them all one after another (issue 15).
-        @task_group(group_id="batch", prefix_group_id=False)
-        def batch(batch_refs: list[str]):
-            return write(process(batch_refs))
-
-        summary = finalize(plan_ref, applied, batch.expand(batch_refs=groups))
+        summary = finalize(plan_ref, applied, process.expand(batch_refs=groups))
         summary >> freshness_check()
 
     return sync_dag()

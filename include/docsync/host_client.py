@@ -100,7 +100,7 @@ def process_on_host(settings: Settings, batch_ref: str) -> str | None:
     return reply["result_ref"]
 
 
-# What finalize and the write task may run in an already warm process (the host's workers,
+# What finalize and the process task's writes may run in an already warm process (the host's workers,
 # the CLI's pool): what would otherwise import GX (~4 s), load the embedder (~4-7 s) or import
 # qdrant-client (~1.5 s) in a cold task.
 # Requests name a function of this list only (messages are pickled; the key keeps strangers out,
@@ -108,7 +108,7 @@ def process_on_host(settings: Settings, batch_ref: str) -> str | None:
 WARM_CALLS = {
     "embed_texts": ("docsync.embed", "embed_texts"),
     "build_data_docs": ("docsync.data_docs", "build"),
-    # The write task's work, in the host's writer process: a task process would spend ~1.5 s
+    # A process task's writes, in the host's writer process: a task process would spend ~1.5 s
     # importing qdrant-client and numpy for a write that takes ~0.1 s (issue 15).
     "write_batch": ("docsync.steps.write", "write_batch_json"),
     # The updates and finalize tasks' work, there too: deletes and ACL changes, the run's end
@@ -174,20 +174,37 @@ def finish_with_warm_calls(settings: Settings, plan_ref: str, write_reports: lis
     return finish(settings, plan_ref, write_reports, updates, run_id, call=warm_caller(settings))
 
 
-def process_batch(settings: Settings, batch_ref: str) -> str:
-    """Process one staged batch: on this machine's worker host when one answers, else here."""
-    ref = process_on_host(settings, batch_ref)
-    if ref is not None:
-        return ref
-    from docsync.steps.process import process_batch as process_here
+def process_and_write(settings: Settings, batch_refs: list[str]) -> list[dict]:
+    """A DAG `process` task's group of batches (docsync.batching.task_groups): each processed
+    (on the worker host, or here), then written (on the host's writer, or here) while the next
+    one is processed; returns the write reports in the group's order.
 
-    return process_here(settings, batch_ref)
+    The write is in the task, not a task of its own: a task costs the scheduler, the executor
+    and the api-server about a CPU second on the cores the batches need, and a group's batches
+    waited for its last one before any was written (issue 15). A retried task processes and
+    writes its whole group again: a batch's result is a staged file replaced atomically under a
+    name fixed by the plan, and writing a result again converges to the same index (write.py)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
 
+    call = warm_caller(settings)
+    writes: list[Future] = []
+    # One writing thread: a group's batches are written in order, one at a time.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="docsync-write") as writer:
+        for ref in batch_refs:
+            for write in writes:
+                if write.done():
+                    write.result()  # a failed write fails the task now, not after the group
+            result_ref = process_on_host(settings, ref)
+            if result_ref is None:
+                # Processed in this process: no write may run beside it (a write can embed, and
+                # the embedding model's tokenizer is not safe across threads), nor after it.
+                for write in writes:
+                    write.result()
+                from docsync.steps.process import process_batch as process_here
 
-def process_batches(settings: Settings, batch_refs: list[str]) -> list[str]:
-    """Process a DAG task's group of batches (docsync.batching.task_groups) one after another;
-    returns their results' references in the same order. A retried task processes the whole
-    group again: results are staged files that replace their earlier copies, nothing is written
-    to the index before the group's `write` task."""
-    return [process_batch(settings, ref) for ref in batch_refs]
-
+                result_ref = process_here(settings, ref)
+                writes.append(writer.submit(call, "write_batch", settings, result_ref))
+                writes[-1].result()
+            else:
+                writes.append(writer.submit(call, "write_batch", settings, result_ref))
+        return [write.result() for write in writes]

@@ -3,13 +3,13 @@ processes (models loaded: spaCy/Presidio, the embedder, GX suites, unstructured)
 the batches that `process` tasks hand it over a Unix socket (:mod:`docsync.host_client`), so a
 mapped task pays no model loading (issue 15). It also runs the allow-listed warm calls
 (``host_client.WARM_CALLS``): finalize's canary embedding and Data Docs build on a batch worker,
-the `write` tasks' writes on its one writer process (qdrant-client imported once, one write at
+the `process` tasks' writes on its one writer process (qdrant-client imported once, one write at
 a time).
 
 Safety: a batch is idempotent (its result file is written atomically under a name fixed by the
 plan; nothing else is written), so any process may be SIGKILLed at any time:
 - a host worker: the pool is replaced and the batches it held are run once more;
-- the writer: it is replaced; the write task whose write it held writes the batch itself
+- the writer: it is replaced; the process task whose write it held writes the batch itself
   (a write is idempotent: deterministic point IDs, one state transaction);
 - the host: the supervisor (``docsync worker-host``) starts a new one; a waiting task sees the
   connection close and processes its batch itself (host_client's fallback);
@@ -93,7 +93,7 @@ def warm(settings: Settings) -> None:
 def _init_writer(host_pid: int) -> None:
     """The host's writer process: exits with the host; imports what a write needs, once."""
     threading.Thread(target=_exit_with_host, args=(host_pid,), daemon=True, name="host-watch").start()
-    import qdrant_client  # noqa: F401  (~1.5 s with numpy: what a write task would pay)
+    import qdrant_client  # noqa: F401  (~1.5 s with numpy: what a cold task would pay to write)
 
     from docsync import index  # noqa: F401
     from docsync.steps import write  # noqa: F401
@@ -153,7 +153,7 @@ class Host:
         return pool
 
     def _new_writer(self) -> ProcessPoolExecutor:
-        """One process for the write tasks' writes: one at a time (the embedded index takes one
+        """One process for the process tasks' writes: one at a time (the embedded index takes one
         writer), never queued behind a batch, replaced when it dies."""
         import multiprocessing
 

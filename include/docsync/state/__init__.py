@@ -12,6 +12,7 @@ statement on docsync's tables is a named function of this package:
 - :mod:`.eval_store`: retrieval evaluation runs (``docsync eval``) and their baseline.
 - :mod:`.scan_store`: walks of a source (scans) and what a streamed plan compares with.
 - :mod:`.fingerprint_store`: processing fingerprints, per collection and stale per source.
+- :mod:`.write_lock`: one writer at a time per collection where the index does not serialise them.
 
 The write step is the only writer of documents during a run; every write is one short transaction.
 """
@@ -134,8 +135,10 @@ from docsync.state.schema import (
     sources,
     utcnow,
 )
+from docsync.state.write_lock import writer_lock
 
 __all__ = [
+    "writer_lock",
     "complete_scan",
     "completed_scans",
     "count_documents",

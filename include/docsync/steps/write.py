@@ -107,6 +107,18 @@ def _drop_stale_parts(ctx: RunContext, client: QdrantClient, collection: str, so
     return len(stale)
 
 
+def _one_writer(ctx: RunContext, collection: str):
+    """One batch written into ``collection`` at a time. The embedded index is opened by one
+    process at a time already; a Qdrant server is not, and the DAG's `process` tasks each write
+    their batches as they go, on every worker (the state store's lock serialises them)."""
+    from contextlib import nullcontext
+
+    settings = ctx.settings
+    if settings.qdrant.url or settings.qdrant.conn_id:
+        return state.writer_lock(ctx.engine, collection)
+    return nullcontext()
+
+
 def write_batch(settings: Settings, result_ref: str, collection: str | None = None) -> WriteReport:
     """Write one staged result to Qdrant, then commit it to the state store.
     ``collection``: another target than the source's alias (`docsync reindex`)."""
@@ -122,7 +134,7 @@ def write_batch(settings: Settings, result_ref: str, collection: str | None = No
     first_seen_of = state.first_seen_of(ctx.engine, [d.doc_id for d in documents])
     now = state.utcnow()
     stamp = now.isoformat()
-    with index.open_index(settings) as client:
+    with _one_writer(ctx, collection), index.open_index(settings) as client:
         index.ensure_collection(client, collection, index.is_local(settings))
         # Vectors of another model than the collection's are never written (embedding_guard).
         embedding = fingerprint.embedding_fingerprint()
@@ -196,7 +208,7 @@ def write_batch(settings: Settings, result_ref: str, collection: str | None = No
 
 
 def write_batch_json(settings: Settings, result_ref: str) -> dict:
-    """:func:`write_batch`'s report as JSON (what the DAG's write task returns): the worker
-    host's writer runs this for the task (host_client.WARM_CALLS)."""
+    """:func:`write_batch`'s report as JSON (what the DAG's process task returns for each
+    batch): the worker host's writer runs this for the task (host_client.WARM_CALLS)."""
     return write_batch(settings, result_ref).to_json()
 
