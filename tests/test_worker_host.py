@@ -143,6 +143,37 @@ def test_writer_killed_mid_write_the_task_writes_itself(tmp_path, settings, shor
 
 
 @slow
+def test_the_plan_hands_its_first_batches_to_the_host_as_it_stages_them(tmp_path, settings, short_home):
+    """The DAG's plan task hands its first batches to the host while it walks (host_client.prefetcher):
+    the host starts them before any process task asks, and the process task takes their results
+    (processed once); a batch staged again since (a retried plan) is processed again."""
+    from docsync import storage
+
+    sock = short_home / "host.sock"
+    proc = start_host(settings.home, sock)
+    try:
+        wait_ready(sock, proc)
+        settings = settings.replace(host_socket=str(sock), batch_size=4)
+        planned = plan(settings, f"host__{time.time_ns()}", str(make_share(tmp_path / "share")),
+                       on_batch=host_client.prefetcher(settings, 2))
+        assert len(planned.batches) == 3
+        early = host_client.health(sock)
+        assert (early["batches_started"], early["prefetched"], early["batches_done"]) == (2, 2, 0), early
+        restaged = planned.batches[1]
+        storage.write_json(storage.path(restaged), storage.read_json(restaged))  # a new file, same name
+        updates = apply_updates(settings, planned.plan).to_json()
+        reports = host_client.process_and_write(settings, planned.batches)
+        summary = finalize(settings, planned.plan, reports, updates, call=host_client.warm_caller(settings))
+        report = host_client.health(sock)
+        # batch 0 from its early start, batch 1 again (its file changed), batch 2 when asked for
+        assert (report["batches_started"], report["batches_done"], report["prefetched"]) == (4, 3, 0), report
+        assert summary["indexed"] == 10 and summary["quarantined"] == 0
+        assert_consistent(snapshot(settings))
+    finally:
+        stop(proc)
+
+
+@slow
 def test_the_cli_hands_its_batches_to_a_running_host_and_falls_back_when_it_dies(tmp_path, settings, short_home):
     """`docsync sync` (run_sync) on a machine whose worker host answers: its batches and
     finalize's warm calls go to the host, no worker of its own loads the models. Then SIGKILL of
@@ -292,6 +323,9 @@ def test_dag_run_under_local_executor_goes_through_the_host(tmp_path, pg_url, sh
         assert [len(g) for g in (json.loads(groups) if isinstance(groups, str) else groups)] == [2, 1]
         report = host_client.health(sock)
         assert report["batches_done"] == 3, "a batch of a process task did not go through the host"
+        # the plan task handed the first two over while it walked (one more than the host's
+        # workers), and the process tasks took them: each batch was processed once
+        assert (report["batches_prefetched"], report["batches_started"]) == (2, 3), report
         # so did each process task its writes, the plan task its updates and finalize its finish (on
         # the writer), and finish's canary embedding and Data Docs build (handed back to the batch
         # workers); a run with batches never asks whether it changes nothing

@@ -208,7 +208,7 @@ def cmd_worker_host(args: argparse.Namespace) -> int:
         report = health(socket_path)
         _print(report or {"ok": False, "error": f"no worker host answers at {socket_path}"}, args.json)
         return 0 if report and report.get("ready") else 1
-    return worker_host.supervise(socket_path, args.workers or worker_host.default_workers(settings))
+    return worker_host.supervise(socket_path, args.workers or settings.sync.host_workers)
 
 
 def cmd_demo_corpus(args: argparse.Namespace) -> int:

@@ -133,7 +133,7 @@ def build_sync_dag(
             from airflow.sdk.exceptions import AirflowFailException
 
             from docsync.batching import process_parallelism, task_groups
-            from docsync.host_client import warm_caller
+            from docsync.host_client import prefetcher, warm_caller
             from docsync.metrics import FreshnessSLOBreached, check_freshness
             from docsync.sources import SourceRefused
             from docsync.steps.plan import plan as plan_run
@@ -143,9 +143,12 @@ def build_sync_dag(
             # Dynamic mapping needs this task finished: with DOCSYNC_PLAN_SLICE_BATCHES the walk stops
             # once that many batches are staged (its scan stays open, nothing deleted) and the
             # next run resumes it, so an initial load starts processing within minutes.
+            # The first batches go to the worker host as they are staged (one more than it runs at
+            # once): it processes them while the walk goes on, their process tasks take the results.
+            early = prefetcher(settings, process_parallelism(settings) + 1)
             try:
-                planned = plan_run(settings, run_id, params.get("root") or None,
-                                   full=bool(params.get("full_resync")), max_batches=settings.sync.plan_slice_batches)
+                planned = plan_run(settings, run_id, params.get("root") or None, full=bool(params.get("full_resync")),
+                                   on_batch=early, max_batches=settings.sync.plan_slice_batches)
             except SourceRefused as exc:  # the same content would be refused again: no retries
                 raise AirflowFailException(str(exc)) from exc
             ti.xcom_push(key="plan", value=planned.plan)

@@ -100,6 +100,33 @@ def process_on_host(settings: Settings, batch_ref: str) -> str | None:
     return reply["result_ref"]
 
 
+def prefetcher(settings: Settings, first: int):
+    """``on_batch`` for the DAG's plan task: hands its first ``first`` batches to this machine's
+    worker host as they are staged, without waiting (docsync.host_prefetch), so the host processes
+    them during the rest of the plan and the hand-off to the `process` tasks, which then take
+    their results. Does nothing when no host answers."""
+    handed = 0
+
+    def on_batch(batch_ref: str) -> None:
+        nonlocal handed
+        if handed >= first or not settings.sync.host_socket:
+            return
+        conn = connect(settings.sync.host_socket)
+        if conn is None:
+            handed = first  # no host: stop trying
+            return
+        try:
+            conn.send({"op": "prefetch", "batch_ref": batch_ref, "settings": settings})
+            if conn.poll(CONNECT_TIMEOUT_S) and conn.recv().get("ok"):
+                handed += 1
+        except (OSError, EOFError):
+            handed = first
+        finally:
+            conn.close()
+
+    return on_batch
+
+
 # What finalize and the process task's writes may run in an already warm process (the host's workers,
 # the CLI's pool): what would otherwise import GX (~4 s), load the embedder (~4-7 s) or import
 # qdrant-client (~1.5 s) in a cold task.

@@ -13,7 +13,8 @@ plan; nothing else is written), so any process may be SIGKILLed at any time:
   (a write is idempotent: deterministic point IDs, one state transaction);
 - the host: the supervisor (``docsync worker-host``) starts a new one; a waiting task sees the
   connection close and processes its batch itself (host_client's fallback);
-- the task: the host finishes the batch; the retried task's request joins it (same reference).
+- the task: the host finishes the batch; the retried task's request joins it (same reference),
+  as a `process` task joins a batch its plan task handed over early (docsync.host_prefetch).
 Memory stays bounded: a worker is replaced as soon as it is over DOCSYNC_HOST_WORKER_MAX_MB after
 a batch, and all of them after ``HOST_WORKER_BATCHES`` batches each.
 """
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from docsync.faults import crash_point
 from docsync.host_client import health, key_path
+from docsync.host_prefetch import Prefetched, batch_identity
 
 if TYPE_CHECKING:
     from docsync.config import Settings
@@ -43,11 +45,10 @@ log = logging.getLogger(__name__)
 
 WARM_TEXT = "Jane Doe (jane.doe@example.com, +1 212 555 0100) signed the renewal of the vendor contract."
 ATTEMPTS = 2  # a batch whose worker died is run once more on a fresh pool, then reported as failed
-# Host workers are replaced after this many batches each, and whenever one is over
-# DOCSYNC_HOST_WORKER_MAX_MB after a batch, which is what bounds their memory. A replacement stalls
-# the host while the new workers load their models (~20 s wall, ~27 CPU s for two): at the CLI's 40
-# batches (pipeline.WORKER_BATCHES) it landed inside every other 1,000-document load (RSS then
-# 1.14 GB per worker, flat over 80 batches; issue 15).
+# Host workers are replaced after this many batches each, and when one is over DOCSYNC_HOST_WORKER_MAX_MB
+# after a batch (what bounds their memory). A replacement stalls the host while the new workers load
+# their models (~20 s, ~27 CPU s for two): at the CLI's 40 batches it landed inside every other
+# 1,000-document load (RSS 1.14 GB per worker, flat over 80 batches; issue 15).
 HOST_WORKER_BATCHES = 400
 
 
@@ -134,7 +135,8 @@ class Host:
         self.lock = threading.Lock()
         self.inflight: dict[str, Future] = {}
         self.worker_rss: dict[int, float] = {}
-        self.batches_done = self.pool_batches = self.pool_replacements = 0
+        self.batches_done = self.batches_started = self.batches_prefetched = self.pool_batches = self.pool_replacements = 0
+        self.prefetched = Prefetched(4 * self.workers)  # the plan task's first batches (host_prefetch)
         self.calls_done: dict[str, int] = {}  # finalize's warm calls, by name
         self.recent: list[dict] = []  # the last batches done (number, queued, seconds): bench/dag.py reads them
         self.started = time.time()
@@ -190,10 +192,11 @@ class Host:
     def _submit(self, settings: Settings, batch_ref: str) -> tuple[Future, ProcessPoolExecutor]:
         with self.lock:
             future = self.inflight.get(batch_ref)
-            if future is None:  # a retried task joins the batch its killed attempt handed over
+            if future is None or future.done():  # a retried task joins the batch its killed attempt handed over
                 future = self.pool.submit(run_batch, settings, batch_ref, time.time())
                 self.inflight[batch_ref] = future
                 self.pool_batches += 1
+                self.batches_started += 1
                 future.add_done_callback(lambda f, ref=batch_ref: self._forget(ref, f))
             return future, self.pool
 
@@ -205,7 +208,8 @@ class Host:
     def process(self, settings: Settings, batch_ref: str) -> dict:
         """Run one batch on a warm worker; the reply for the task."""
         for attempt in range(1, ATTEMPTS + 1):
-            future, pool = self._submit(settings, batch_ref)
+            early = self.prefetched.claim(batch_ref) if attempt == 1 else None
+            future, pool = early or self._submit(settings, batch_ref)
             crash_point("host:batch_submitted")
             try:
                 reply = future.result()
@@ -228,6 +232,17 @@ class Host:
             return reply | {"host_pid": os.getpid(), "attempts": attempt}
         return {"ok": False, "error": f"a host worker died {ATTEMPTS} times while processing it (out of memory? "
                                       "see the host's log and the kernel log)"}
+
+    def prefetch(self, settings: Settings, batch_ref: str) -> dict:
+        """Start a batch no task asked for yet (docsync.host_prefetch); the reply comes at once."""
+        identity = batch_identity(batch_ref)
+        if identity is None:
+            return {"ok": False, "error": f"{batch_ref} is not a batch staged on this machine"}
+        future, pool = self._submit(settings, batch_ref)
+        self.prefetched.add(batch_ref, identity, future, pool)
+        with self.lock:
+            self.batches_prefetched += 1
+        return {"ok": True}
 
     def call(self, name: str, args: tuple) -> dict:
         """One allow-listed function (host_client.WARM_CALLS) on a warm worker; the reply."""
@@ -261,6 +276,8 @@ class Host:
                     "host_rss_mib": rss_mib(), "worker_rss_mib": dict(self.worker_rss),
                     "worker_max_mib": self.settings.sync.host_worker_max_mb, "batches_done": self.batches_done,
                     "pool_replacements": self.pool_replacements, "inflight": sorted(self.inflight),
+                    "batches_started": self.batches_started, "prefetched": len(self.prefetched),
+                    "batches_prefetched": self.batches_prefetched,
                     "calls_done": dict(self.calls_done),
                     "writer_pid": self._writer_pid(),
                     "recent_batches": list(self.recent),
@@ -282,6 +299,8 @@ def _handle(host: Host, conn, authkey: bytes) -> None:
             reply = host.process(request["settings"], request["batch_ref"])
             crash_point("host:before_reply")
             conn.send(reply)
+        elif request.get("op") == "prefetch":
+            conn.send(host.prefetch(request["settings"], request["batch_ref"]))
         elif request.get("op") == "call":
             conn.send(host.call(request.get("name"), tuple(request.get("args") or ())))
         else:
@@ -390,16 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     try:
-        serve(settings, args.socket or settings.sync.host_socket, args.workers or default_workers(settings))
+        serve(settings, args.socket or settings.sync.host_socket, args.workers or settings.sync.host_workers)
     except (ValueError, RuntimeError) as exc:
         print(f"docsync worker-host: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def default_workers(settings: Settings) -> int:
-    """DOCSYNC_WORKERS when set above 1, else one worker per core (each holds the models, ~1.4 GB)."""
-    return settings.sync.host_workers
 
 
 if __name__ == "__main__":
