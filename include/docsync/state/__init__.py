@@ -138,7 +138,6 @@ from docsync.state.schema import (
 from docsync.state.write_lock import writer_lock
 
 __all__ = [
-    "writer_lock",
     "complete_scan",
     "completed_scans",
     "count_documents",
@@ -237,4 +236,5 @@ __all__ = [
     "unindex_document",
     "update_document",
     "utcnow",
+    "writer_lock",
 ]
