@@ -41,7 +41,16 @@ CORPORA = {  # name -> (mix, pages per scanned document)
 }
 
 
+def batch_env(args: argparse.Namespace) -> dict:
+    """``DOCSYNC_BATCH_SIZE`` for both paths: 5 (this benchmark's default since issue 7), or the
+    product's own default with ``--stages-batch-size 0`` (what a user who sets nothing runs)."""
+    size = getattr(args, "stages_batch_size", None)
+    size = int(BATCH_ENV["DOCSYNC_BATCH_SIZE"]) if size is None else size
+    return {"DOCSYNC_BATCH_SIZE": str(size)} if size > 0 else {}
+
+
 def main(args: argparse.Namespace) -> None:
+    env = batch_env(args)
     sizes = {"mixed": args.e2e_docs, "scanned": max(1, args.e2e_docs // 5)}
     roots = {name: WORK / f"e2e-{name}-{n}" for name, n in sizes.items()}
     runs = {}
@@ -53,26 +62,26 @@ def main(args: argparse.Namespace) -> None:
     limits = {"embed": stage("embed", 640), "qdrant": stage("qdrant", 20000),
               "ocr": stage("ocr", 24, "--pdf-dir", str(roots["scanned"] / "share"))}
     for name, run in runs.items():
-        run["e2e"] = docsync_run(roots[name] / "share", roots[name] / "home", roots[name].name, env=BATCH_ENV)
+        run["e2e"] = docsync_run(roots[name] / "share", roots[name] / "home", roots[name].name, env=env)
         if getattr(args, "stages_dag", False):
-            run["dag"] = dag_load(roots[name], run["e2e"].get("workers", 2))
+            run["dag"] = dag_load(roots[name], run["e2e"].get("workers", 2), env)
     if getattr(args, "stages_dag", False):  # the DAG series skips the profile (one process, slow under cProfile)
-        render(limits, runs)
+        render(limits, runs, env)
         return
     # A profiled load of the mixed corpus (fresh home, one process): where docsync's time goes.
     runs["mixed"]["profiled"] = docsync_run(roots["mixed"] / "share", roots["mixed"] / "home-profiled",
                                             "e2e-mixed-profiled", profile=RESULTS / f"e2e-{sizes['mixed']}-profile.txt",
-                                            env=BATCH_ENV)
-    render(limits, runs)
+                                            env=env)
+    render(limits, runs, env)
 
 
-def dag_load(root, workers: int) -> dict:
+def dag_load(root, workers: int, batch_env: dict) -> dict:
     """The same corpus loaded by the fileshare_sync DAG (issue 15 item 5: the DAG path), under
     LocalExecutor with the worker host (its warm-up not counted, as in bench/dag.py)."""
     from bench.airflow_stack import Stack
     from bench.dag import PASSED_SETTINGS, dag_run
 
-    env = BATCH_ENV | {k: os.environ[k] for k in PASSED_SETTINGS if os.environ.get(k)}
+    env = batch_env | {k: os.environ[k] for k in PASSED_SETTINGS if os.environ.get(k)}
     (root / "dag").mkdir(parents=True, exist_ok=True)
     stack = Stack(root / "dag", "LocalExecutor", root / "share", root / "dag" / "home", True, slots=4, extra_env=env)
     try:
@@ -81,6 +90,7 @@ def dag_load(root, workers: int) -> dict:
     finally:
         stack.stop()
     return {"wall_s": run["wall_s"], "cpu_s": run["cpu_s"], "summary": run["summary"], "workers": workers,
+            "cpu_by_component_s": run.get("cpu_by_component_s", {}), "tasks": run.get("tasks", {}),
             "peak_rss_mib": max((run.get("worker_rss_mib") or {0: 0}).values())}
 
 
@@ -92,12 +102,20 @@ def fraction(limits: dict, e2e: dict) -> dict:
     need_cpu = {k: work[k] / limits[k]["per_cpu_s"] for k in work}
     slowest = max(need, key=need.get)
     shared = sum(need_cpu.values()) / CORES  # every stage's CPU work spread over all cores
+    bound = max(need[slowest], shared)
+    # What docsync's own CPU allows: its CPU seconds spread over every core is a wall time no
+    # scheduling can beat; the bound's stages are only part of that CPU (parsing, PII and
+    # validation are not stages of the bound, and are mandatory).
+    cpu_floor = e2e["cpu_s"] / CORES
     return {"work": work, "need": need, "need_cpu": need_cpu, "slowest": slowest,
-            "fraction": need[slowest] / e2e["wall_s"], "bound_s": max(need[slowest], shared),
-            "fraction_of_bound": max(need[slowest], shared) / e2e["wall_s"]}
+            "fraction": need[slowest] / e2e["wall_s"], "bound_s": bound,
+            "fraction_of_bound": bound / e2e["wall_s"],
+            "cpu_outside_bound_s": e2e["cpu_s"] - sum(need_cpu.values()),
+            "core_utilisation": e2e["cpu_s"] / (e2e["wall_s"] * CORES),
+            "best_fraction_for_cpu": bound / max(bound, cpu_floor)}
 
 
-def render(limits: dict, runs: dict) -> None:
+def render(limits: dict, runs: dict, env: dict | None = None) -> None:
     rows = [[LABELS[k], f"{limits[k]['per_s']:.2f} {UNITS[k]}/s", f"{limits[k]['per_cpu_s']:.2f} {UNITS[k]}/CPU-s"]
             for k in LABELS]
     body = table(["stage", "raw limit (wall)", "raw limit (CPU)"], rows)
@@ -115,17 +133,25 @@ def render(limits: dict, runs: dict) -> None:
             rows.append([label, f"{s['ocr_pages']} pages / {s['chunks_embedded']} chunks",
                          f"{f['slowest']} {f['need'][f['slowest']]:.1f} s", f"{f['bound_s']:.1f} s", e2e["wall_s"],
                          e2e["cpu_s"], f"{s['indexed'] / e2e['wall_s']:.2f}", f"**{f['fraction']:.0%}**",
-                         f"{f['fraction_of_bound']:.0%}", e2e["peak_rss_mib"]])
+                         f"{f['fraction_of_bound']:.0%}", f"{f['cpu_outside_bound_s']:.1f}",
+                         f"{f['core_utilisation']:.0%}", f"{f['best_fraction_for_cpu']:.0%}", e2e["peak_rss_mib"]])
     body += "\n\n" + table(
         ["corpus", "OCR / embedding work", "slowest stage alone", "all stages on the cores", "docsync wall s",
-         "docsync CPU s", "docs/s", "of slowest stage", "of shared-core bound", "peak RSS MiB / process"], rows)
-    verdicts = {name: "met" if f["fraction"] >= TARGET else "NOT met" for name, f in out.items()}
+         "docsync CPU s", "docs/s", "of slowest stage", "of shared-core bound", "CPU s outside the bound's stages",
+         "core utilisation", "best fraction this CPU allows", "peak RSS MiB / process"], rows)
+    # Issue 15 item 5 states the target against the shared-core bound (issue 7 against the slowest stage).
+    verdicts = {name: "met" if f["fraction_of_bound"] >= TARGET else "NOT met" for name, f in out.items()}
+    batch = (env or {}).get("DOCSYNC_BATCH_SIZE", "the product default (unset)")
     body += (
+        f"\n\nDOCSYNC_BATCH_SIZE: {batch}. \"CPU s outside the bound's stages\": docsync's CPU less what the "
+        "bound's three stages need at their raw rates (parsing, PII, validation, page rendering, model loads and, "
+        "on the DAG path, Airflow's own processes). \"Best fraction this CPU allows\": the bound against docsync's "
+        "CPU spread over every core, the fraction a perfect scheduler would reach with this much work."
         f"\n\ndocsync runs with {runs['mixed']['e2e'].get('workers', 1)} batch worker processes (`run_sync(workers=N)`, "
         "as the DAG runs mapped `process` tasks side by side). \"Slowest stage alone\": the wall time that stage "
         "needs for this corpus at its raw rate using every core; \"all stages on the cores\": the CPU time of the "
         f"three stages together divided by the {CORES} cores (they share them, so the pipeline cannot beat this "
-        f"either). Target >= {TARGET:.0%} of the slowest stage: "
+        f"either). Target >= {TARGET:.0%} of the shared-core bound: "
         + "; ".join(f"{name} **{v}**" for name, v in verdicts.items()) + "."
     )
     profiled = runs["mixed"].get("profiled")
