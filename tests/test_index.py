@@ -259,3 +259,18 @@ def test_keep_open_hands_out_one_client_and_closes_it_after(isettings):
         index.ensure_collection(kept, COLLECTION, True)  # still open after the inner blocks
     with index.open_index(isettings) as fresh:  # closed on exit: the embedded lock is free again
         assert fresh is not kept
+
+
+def test_scroll_documents_reads_the_documents_and_their_parts_only(client):
+    """The targeted reconcile's read: points of the given documents and of their parts, in
+    slices of 1,000 ids, nothing of the others."""
+    index.upsert(client, COLLECTION, [
+        (pid("a0"), unit(0), payload("a", ["everyone"])),
+        (pid("a1"), unit(1), payload("a", ["everyone"])),
+        (pid("part"), unit(2), payload("a-part", ["everyone"], parent_id="a")),
+        (pid("b0"), unit(3), payload("b", ["everyone"])),
+    ])
+    many = {"a"} | {f"x{i}" for i in range(1500)}  # two slices of the doc id list
+    found = {str(r.id) for r in index.scroll_documents(client, COLLECTION, many, with_payload=["doc_id"])}
+    assert found == {pid("a0"), pid("a1"), pid("part")}
+    assert list(index.scroll_documents(client, "docsync_missing", {"a"})) == []

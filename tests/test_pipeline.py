@@ -306,7 +306,7 @@ def test_cli_finalize_runs_the_canary_and_data_docs_in_a_batch_worker(share, set
 def test_reconcile_runs_only_when_due(share, settings):
     """No-change runs skip the full check unless a run did not finish or the interval passed."""
     first = run_sync(settings, root=str(share))
-    assert first["reconcile"]["reason"] == "the run changed the index"
+    assert first["reconcile"]["reason"] == "never reconciled" and first["reconcile"]["scope"] == "full"
     assert "skipped" in run_sync(settings, root=str(share))["reconcile"]
     engine = state.get_engine(settings.state_url)
     with index.open_index(settings) as client:  # drift a no-change run does not look for
@@ -323,6 +323,50 @@ def test_reconcile_runs_only_when_due(share, settings):
         conn.execute(sa.update(state.sources).values(last_reconciled_at=state.utcnow().replace(year=2020)))
     assert run_sync(settings, root=str(share))["reconcile"]["reason"].startswith("last full check 2020-")
     assert_consistent(snapshot(settings))
+
+
+def test_a_run_that_changed_the_index_checks_only_its_documents(share, settings):
+    """After the first full check, a finished run that changed the index checks the documents
+    it touched and their parts, not the whole collection (drift elsewhere waits for the full
+    check: an unfinished run or the interval)."""
+    run_sync(settings, root=str(share))
+    (share / "team1" / "doc7.txt").write_text("Revised policy text for the warehouse team, second edition.\n" * 20)
+    (share / "team1" / "doc4.txt").unlink()
+    ghost = "00000000-0000-0000-0000-000000000003"
+    with index.open_index(settings) as client:  # drift outside this run's documents
+        index.upsert(client, settings.collection(), [(ghost, [0.1] * 384, {"doc_id": "ghost", "path": "ghost.txt"})])
+    report = run_sync(settings, root=str(share))["reconcile"]
+    assert report["scope"] == "the run's documents" and report["reason"] == "the run changed the index"
+    assert report["documents_checked"] == 2 and report["orphan_points_deleted"] == 0
+    assert ghost in snapshot(settings)["points"]  # not this run's: the full check's
+    engine = state.get_engine(settings.state_url)
+    with engine.begin() as conn:
+        conn.execute(sa.update(state.sources).values(last_reconciled_at=state.utcnow().replace(year=2020)))
+    assert run_sync(settings, root=str(share))["reconcile"]["orphan_points_deleted"] == 1
+    assert_consistent(snapshot(settings))
+
+
+def test_reconcile_documents_repairs_the_touched_documents_and_their_parts(share, settings):
+    from docsync.steps.reconcile import reconcile_documents
+
+    run_sync(settings, root=str(share))
+    snap = snapshot(settings)
+    doc7 = next(p["doc_id"] for p in snap["points"].values() if p["path"] == "team1/doc7.txt")
+    doc2 = next(p["doc_id"] for p in snap["points"].values() if p["path"] == "team2/doc2.txt")
+    victim = next(pid for pid, p in snap["points"].items() if p["doc_id"] == doc7)
+    stray_part = "00000000-0000-0000-0000-000000000004"  # a part of doc7 the state store does not know
+    elsewhere = next(pid for pid, p in snap["points"].items() if p["doc_id"] == doc2)
+    with index.open_index(settings) as client:
+        index.delete_ids(client, settings.collection(), [victim, elsewhere])
+        index.upsert(client, settings.collection(),
+                     [(stray_part, [0.1] * 384, {"doc_id": f"{doc7}-gone", "parent_id": doc7})])
+    report = reconcile_documents(settings, settings.source.name, {doc7})
+    assert report == {"orphan_points_deleted": 1, "documents_to_reindex": 1, "documents_checked": 1}
+    points = snapshot(settings)["points"]
+    assert stray_part not in points
+    with state.get_engine(settings.state_url).connect() as conn:
+        assert state.get_document(conn, doc7)["content_hash"] == ""  # re-processed by the next run
+        assert state.get_document(conn, doc2)["content_hash"] != ""  # not checked: left to the full check
 
 
 KILL_POINTS = ["process:after_embed", "write:after_upsert", "write:before_state_commit", "updates:after_qdrant_delete"]

@@ -288,6 +288,28 @@ def scroll_all(client: QdrantClient, collection: str, with_payload: bool | list[
             break
 
 
+def scroll_documents(client: QdrantClient, collection: str, doc_ids: Iterable[str],
+                     with_payload: bool | list[str] = True) -> Iterator:
+    """The points of ``doc_ids`` and of their parts (``parent_id``), by the payload indexes:
+    what a targeted check reads instead of the whole collection."""
+    from qdrant_client import models
+
+    if not client.collection_exists(collection):
+        return
+    ids = sorted(set(doc_ids))
+    for start in range(0, len(ids), 1000):
+        part = ids[start : start + 1000]
+        selector = models.Filter(should=[models.FieldCondition(key=key, match=models.MatchAny(any=part))
+                                         for key in ("doc_id", "parent_id")])
+        offset = None
+        while True:
+            records, offset = client.scroll(collection, scroll_filter=selector, limit=1000, offset=offset,
+                                            with_payload=with_payload, with_vectors=False)
+            yield from records
+            if offset is None:
+                break
+
+
 def access_filter(principals: list[str]) -> models.Filter:
     """Only points readable by one of ``principals`` and denied to none of them. The principals
     are canonicalised exactly as the sources canonicalise the index side (docsync.principals);

@@ -64,7 +64,7 @@ def finish(
     ``cleanup=False``). The DAG's finalize task runs it too, on the worker host's writer
     (:func:`docsync.host_client.finish_with_warm_calls`)."""
     from docsync import storage
-    from docsync.steps.reconcile import reconcile_if_due
+    from docsync.steps.reconcile import reconcile_if_due, touched_documents
 
     if cleanup and not storage.path(plan_ref).exists():
         # A retry (a finalize task killed after this returned, before Airflow recorded it): the
@@ -73,7 +73,7 @@ def finish(
         if done is not None:
             return done
     summary = finalize(settings, plan_ref, write_reports, updates, call=call)
-    summary["reconcile"] = reconcile_if_due(settings, summary)
+    summary["reconcile"] = reconcile_if_due(settings, summary, touched=lambda: touched_documents(plan_ref))
     if cleanup:
         storage.cleanup_run(settings, summary["source"], run_id)
     return summary
