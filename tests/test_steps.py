@@ -204,6 +204,27 @@ def test_batches_are_cut_by_estimated_work_not_by_count():
     assert work_batches([], 25) == []
 
 
+def test_heavy_work_is_spread_over_the_workers_light_work_is_not():
+    """20 scanned PDFs (fewer than a batch of 25) are cut into ``spread`` batches of equal work,
+    so both workers of a 2-worker deployment stay busy to the end; 10 small texts stay one batch
+    (a batch has a fixed cost); ``spread`` never makes empty batches."""
+    from docsync.records import WorkItem, WorkKind
+    from docsync.sources import SourceEntry
+    from docsync.steps.plan import work_batches
+
+    def item(i: int, path: str, size: int) -> WorkItem:
+        return WorkItem(f"d{i:03d}", SourceEntry(path, size, 0, ""), WorkKind.NEW)
+
+    scans = [item(i, f"scan/s{i}.pdf", 2 * 2**20 + 1000 * i) for i in range(20)]
+    assert work_batches(scans, 25) == [tuple(scans)]  # no spread asked: one batch, as before
+    spread = work_batches(scans, 25, spread=4)
+    assert [len(b) for b in spread] == [5, 5, 5, 5]
+    assert sorted(i.doc_id for b in spread for i in b) == [i.doc_id for i in scans]
+    texts = [item(i, f"t/doc{i}.txt", 3_000) for i in range(10)]
+    assert len(work_batches(texts, 25, spread=4)) == 1
+    assert len(work_batches(scans[:3], 25, spread=4)) == 3
+
+
 def test_finish_retried_after_the_run_finished_returns_its_recorded_summary(share, settings):
     """finish drops the run's staged files: a finalize task killed after finish returned (before
     Airflow recorded it) is retried with a plan reference that is gone; the run is finished."""

@@ -32,8 +32,9 @@ class Stager:
     """Collects work items, writes batches as windows fill; ``refs`` are the batches written."""
 
     def __init__(self, ctx: RunContext, root: str, batch_size: int,
-                 on_batch: Callable[[str], None] | None = None) -> None:
+                 on_batch: Callable[[str], None] | None = None, spread: int = 1) -> None:
         self.ctx, self.root, self.batch_size, self.on_batch = ctx, root, batch_size, on_batch
+        self.spread = spread  # heavy work is cut into at least this many batches (steps.plan.work_batches)
         self.refs: list[str] = []  # references only (~100 bytes each)
         self._window: list[WorkItem] = []
         self._window_batches = 1
@@ -48,7 +49,7 @@ class Stager:
         from docsync.steps.plan import work_batches
 
         window, self._window = self._window, []
-        for items in work_batches(window, self.batch_size):
+        for items in work_batches(window, self.batch_size, self.spread):
             number = len(self.refs)
             ref = records.write(self.ctx.files.batch(number),
                                 Batch(self.ctx.run_id, self.ctx.source_name, self.root, number, items))

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from docsync import quarantine, state
-from docsync.batching import SeenSet, Spill, Stager
+from docsync.batching import SeenSet, Spill, Stager, process_parallelism
 from docsync.principals import canonical_form_tag
 from docsync.records import Delete, Update, UpdateKind, WorkItem, WorkKind
 from docsync.sources import SourceUnavailable
@@ -69,7 +69,9 @@ class Walk:
                  on_batch: Callable[[str], None] | None) -> None:
         self.settings, self.ctx, self.source, self.text_fp, self.full, self.root = settings, ctx, source, text_fp, full, root
         self.engine = ctx.engine
-        self.stager = Stager(ctx, root, settings.sync.batch_size, on_batch)
+        # Heavy work is cut into twice the batches the deployment processes at once: each worker
+        # takes the next as it finishes one, so they end together.
+        self.stager = Stager(ctx, root, settings.sync.batch_size, on_batch, spread=2 * process_parallelism(settings))
         self.refused = ""
         self.counts: Counter[str] = Counter()
         self.updates: list[Update] = []

@@ -152,19 +152,27 @@ def estimated_work(entry: SourceEntry) -> float:
     return WORK_PER_DOCUMENT + entry.size * WORK_PER_BYTE.get(suffix, 0.5)
 
 
-def work_batches(work: list[WorkItem], batch_size: int) -> list[tuple[WorkItem, ...]]:
+# Work worth a batch of its own when a run is spread over the workers (byte-equivalents, as
+# above: ~5 s). Lighter runs stay in one batch: a batch costs ~0.3 CPU s whatever its size.
+MIN_SPLIT_WORK = 100_000
+
+
+def work_batches(work: list[WorkItem], batch_size: int, spread: int = 1) -> list[tuple[WorkItem, ...]]:
     """Cut the run's work into batches by estimated work rather than by count: as many batches as
-    ``batch_size`` documents each would give, plus one for each document heavier than a fair
-    share (total / batches) alone; heaviest documents first, each into the lightest batch that
-    has room (at most ``batch_size`` documents), so no batch holds more than about a fair share.
-    Batches come heaviest first (they start first: the run's tail is short); each keeps plan order."""
+    ``batch_size`` documents each would give, and at least ``spread`` (twice the batches the
+    deployment processes at once) when the work is heavy enough (``MIN_SPLIT_WORK`` each), so 20
+    scanned PDFs are not one batch on one worker while the others idle; plus one for each
+    document heavier than a fair share (total / batches) alone; heaviest documents first, each
+    into the lightest batch that has room (at most ``batch_size`` documents), so no batch holds
+    more than about a fair share. Batches come heaviest first (they start first: the run's tail
+    is short); each keeps plan order."""
     if not work:
         return []
     import heapq
 
     weights = [estimated_work(item.entry) for item in work]
     total = sum(weights)
-    count = -(-len(work) // batch_size)
+    count = max(-(-len(work) // batch_size), min(len(work), spread, int(total // MIN_SPLIT_WORK)))
     while True:  # a document over the fair share gets a batch of its own; the rest share the others
         heavy = sum(1 for w in weights if w > total / count)
         needed = heavy + -(-(len(work) - heavy) // batch_size)
