@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages-dag", action="store_true",
                         help="stages: also load each corpus through the fileshare_sync DAG (issue 15 item 5)")
     parser.add_argument("--stages-batch-size", type=int, default=None, metavar="N",
-                        help="stages: DOCSYNC_BATCH_SIZE on both paths (default 5; 0 = the product's default)")
+                        help="stages: DOCSYNC_BATCH_SIZE on both paths (default: the product's; 5 = the earlier series)")
     parser.add_argument("--peer-docs", type=int, default=1000, help="peers: share size (default 1000)")
     parser.add_argument("--peer-anonymize", action="store_true",
                         help="peers: the peers anonymize with Presidio too (issue 15 item 4)")

@@ -32,9 +32,10 @@ def stage(name: str, count: int, *extra: str) -> dict:
                      log=WORK / "logs" / f"stage-{name}.log")
 
 
-# Small batches keep both worker processes busy to the end on a corpus of a few dozen documents
-# (a worker loads its models once; batches only split the work).
-BATCH_ENV = {"DOCSYNC_BATCH_SIZE": "5"}
+# Until 2026-12-04 both paths ran with batches of 5 documents, to keep both worker processes busy
+# to the end on a corpus of a few dozen documents; the plan now spreads heavy work over the
+# workers itself (steps.plan.work_batches), so the default is what a user runs: the product's
+# batch size. ``--stages-batch-size 5`` repeats the earlier series.
 CORPORA = {  # name -> (mix, pages per scanned document)
     "mixed": (DEFAULT_MIX, 1),
     "scanned": (SCANNED_MIX, 4),
@@ -42,10 +43,9 @@ CORPORA = {  # name -> (mix, pages per scanned document)
 
 
 def batch_env(args: argparse.Namespace) -> dict:
-    """``DOCSYNC_BATCH_SIZE`` for both paths: 5 (this benchmark's default since issue 7), or the
-    product's own default with ``--stages-batch-size 0`` (what a user who sets nothing runs)."""
-    size = getattr(args, "stages_batch_size", None)
-    size = int(BATCH_ENV["DOCSYNC_BATCH_SIZE"]) if size is None else size
+    """``DOCSYNC_BATCH_SIZE`` for both paths: unset (the product's default, what a user who sets
+    nothing runs), or ``--stages-batch-size N`` (5: the series before 2026-12-04 night)."""
+    size = getattr(args, "stages_batch_size", None) or 0
     return {"DOCSYNC_BATCH_SIZE": str(size)} if size > 0 else {}
 
 

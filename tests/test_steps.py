@@ -103,6 +103,21 @@ def test_plan_records_round_trip(share, settings):
     assert {i.kind for i in batch.items} == {records.WorkKind.NEW}
 
 
+def test_the_plan_spreads_a_small_heavy_run_over_the_workers(tmp_path, settings):
+    """Six scanned images (under one batch of 25) are staged as twice the batches the deployment
+    processes at once, not one batch for one worker; 30 small texts stay in batches of 25."""
+    heavy = tmp_path / "scans"
+    for i in range(6):
+        (heavy / "scans").mkdir(parents=True, exist_ok=True)
+        (heavy / "scans" / f"page{i}.tif").write_bytes(os.urandom(2**20))
+    parallel = settings.replace(process_parallelism=2)
+    assert len(plan(parallel, "run-heavy", str(heavy)).batches) == 4
+    light = tmp_path / "texts"
+    for i in range(30):
+        write_doc(light, f"t/doc{i}.txt", [f"Note {i} about the quarterly review."])
+    assert len(plan(parallel.replace(source_name="texts"), "run-light", str(light)).batches) == 2
+
+
 def test_a_document_the_state_store_refuses_is_quarantined_alone(tmp_path, settings, pg_url):
     """A per-document database error (here a real PostgreSQL trigger refusing one path) quarantines
     that document at stage index; the rest of its batch is written and the run succeeds."""

@@ -49,7 +49,8 @@ class Stager:
         from docsync.steps.plan import work_batches
 
         window, self._window = self._window, []
-        for items in work_batches(window, self.batch_size, self.spread):
+        # Spread only until the run has its ``spread`` batches: later windows are large already.
+        for items in work_batches(window, self.batch_size, max(1, self.spread - len(self.refs))):
             number = len(self.refs)
             ref = records.write(self.ctx.files.batch(number),
                                 Batch(self.ctx.run_id, self.ctx.source_name, self.root, number, items))

@@ -153,8 +153,9 @@ def estimated_work(entry: SourceEntry) -> float:
 
 
 # Work worth a batch of its own when a run is spread over the workers (byte-equivalents, as
-# above: ~5 s). Lighter runs stay in one batch: a batch costs ~0.3 CPU s whatever its size.
-MIN_SPLIT_WORK = 100_000
+# above; a one-page scan weighs ~350,000 and takes ~2 s): a batch costs ~0.5 CPU s whatever its
+# size (validation, its write, on the DAG path a share of a task), so light work stays together.
+MIN_SPLIT_WORK = 400_000
 
 
 def work_batches(work: list[WorkItem], batch_size: int, spread: int = 1) -> list[tuple[WorkItem, ...]]:
