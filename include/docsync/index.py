@@ -274,14 +274,16 @@ def point_payload(source: str, doc: DocResult, chunk: ChunkRecord, indexed_at: s
     } | ({"parent_id": doc.item.parent} if doc.item.parent else {}) | access_payload(doc.allowed, doc.denied)
 
 
-def scroll_all(client: QdrantClient, collection: str, with_payload: bool | list[str] = True) -> Iterator:
-    """Every point (id and payload) of a collection."""
+def scroll_all(client: QdrantClient, collection: str, with_payload: bool | list[str] = True,
+               scroll_filter: models.Filter | None = None) -> Iterator:
+    """Every point (id and payload) of a collection, or every one ``scroll_filter`` matches."""
     if not client.collection_exists(collection):
         return
     offset = None
     while True:
         records, offset = client.scroll(
-            collection, limit=1000, offset=offset, with_payload=with_payload, with_vectors=False
+            collection, scroll_filter=scroll_filter, limit=1000, offset=offset, with_payload=with_payload,
+            with_vectors=False,
         )
         yield from records
         if offset is None:
@@ -294,20 +296,12 @@ def scroll_documents(client: QdrantClient, collection: str, doc_ids: Iterable[st
     what a targeted check reads instead of the whole collection."""
     from qdrant_client import models
 
-    if not client.collection_exists(collection):
-        return
     ids = sorted(set(doc_ids))
     for start in range(0, len(ids), 1000):
         part = ids[start : start + 1000]
         selector = models.Filter(should=[models.FieldCondition(key=key, match=models.MatchAny(any=part))
                                          for key in ("doc_id", "parent_id")])
-        offset = None
-        while True:
-            records, offset = client.scroll(collection, scroll_filter=selector, limit=1000, offset=offset,
-                                            with_payload=with_payload, with_vectors=False)
-            yield from records
-            if offset is None:
-                break
+        yield from scroll_all(client, collection, with_payload, selector)
 
 
 def access_filter(principals: list[str]) -> models.Filter:

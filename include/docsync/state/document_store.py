@@ -193,37 +193,20 @@ def recorded_points(engine: Engine, source: str) -> dict[str, str]:
 
 
 def documents_and_parts(engine: Engine, source: str, doc_ids: Iterable[str]) -> dict[str, str]:
-    """doc id -> status of ``doc_ids`` the state store knows, and of their parts at any depth
-    (attachments of an e-mail inside a ZIP): what a run that touched ``doc_ids`` may have changed."""
-    found: dict[str, str] = {}
-    frontier = set(doc_ids)
-    with engine.connect() as conn:
-        while frontier:
-            ids = sorted(frontier)
-            frontier = set()
-            for start in range(0, len(ids), 500):  # bounded IN lists (SQLite's parameter limit)
-                part = ids[start : start + 500]
-                rows = conn.execute(
-                    sa.select(documents.c.doc_id, documents.c.status)
-                    .where(documents.c.source == source)
-                    .where(sa.or_(documents.c.doc_id.in_(part), documents.c.parent_id.in_(part)))
-                )
-                for row in rows:
-                    if row.doc_id not in found:
-                        found[row.doc_id] = row.status
-                        frontier.add(row.doc_id)
-            frontier -= set(ids)
-    return found
-
-
-def recorded_points_of(engine: Engine, doc_ids: Iterable[str]) -> dict[str, str]:
-    """point id -> doc id of the chunks the state store records for ``doc_ids``."""
+    """doc id -> status of ``doc_ids`` the state store knows and of their parts: what a run that
+    touched ``doc_ids`` may have changed. A part at any depth (an attachment of an e-mail inside a
+    ZIP) names the listed document as its parent (steps.process.Part), so one pass finds them all."""
     ids = sorted(set(doc_ids))
     found: dict[str, str] = {}
     with engine.connect() as conn:
         for start in range(0, len(ids), 500):
-            rows = conn.execute(sa.select(chunks.c.point_id, chunks.c.doc_id).where(chunks.c.doc_id.in_(ids[start : start + 500])))
-            found.update({r.point_id: r.doc_id for r in rows})
+            part = ids[start : start + 500]
+            rows = conn.execute(
+                sa.select(documents.c.doc_id, documents.c.status)
+                .where(documents.c.source == source)
+                .where(sa.or_(documents.c.doc_id.in_(part), documents.c.parent_id.in_(part)))
+            )
+            found |= {r.doc_id: r.status for r in rows}
     return found
 
 

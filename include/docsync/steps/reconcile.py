@@ -29,14 +29,36 @@ def reconcile(settings: Settings, source_name: str | None = None) -> dict:
     """Delete orphan points and mark documents with missing points for re-processing."""
     source_name = source_name or settings.source.name
     engine = state.get_engine(settings.state_url)
-    collection = settings.collection(source_name)
     checked_at = state.utcnow()  # runs that start after this are covered by the next check
-    indexed = state.indexed_doc_ids(engine, source_name)
-    expected = state.recorded_points(engine, source_name)
+    report = _repair(settings, source_name, state.indexed_doc_ids(engine, source_name),
+                     state.recorded_points(engine, source_name), None)
+    state.mark_reconciled(engine, source_name, checked_at)
+    return report
+
+
+def reconcile_documents(settings: Settings, source_name: str, doc_ids: set[str]) -> dict:
+    """The full check's repairs, limited to ``doc_ids`` and their parts."""
+    engine = state.get_engine(settings.state_url)
+    known = state.documents_and_parts(engine, source_name, doc_ids)
+    scope = set(doc_ids) | set(known)
+    indexed = {doc for doc, status in known.items() if status == "indexed"}
+    expected = {pid: doc for doc, pids in state.chunk_ids(engine, scope).items() for pid in pids}
+    return _repair(settings, source_name, indexed, expected, scope) | {"documents_checked": len(scope)}
+
+
+def _repair(settings: Settings, source_name: str, indexed: set[str], expected: dict[str, str],
+            scope: set[str] | None) -> dict:
+    """Delete the points of ``scope`` (None: the whole collection) whose document is not
+    ``indexed`` or that the state store does not record (``expected``: point id -> doc id), and
+    mark the documents whose recorded points are missing for re-processing."""
+    engine = state.get_engine(settings.state_url)
+    collection = settings.collection(source_name)
     orphans: list[str] = []
     seen: set[str] = set()
     with index.open_index(settings) as client:
-        for record in index.scroll_all(client, collection, with_payload=["doc_id"]):
+        points = (index.scroll_all(client, collection, with_payload=["doc_id"]) if scope is None
+                  else index.scroll_documents(client, collection, scope, with_payload=["doc_id"]))
+        for record in points:
             pid = str(record.id)
             seen.add(pid)
             if (record.payload or {}).get("doc_id") not in indexed or pid not in expected:
@@ -44,35 +66,10 @@ def reconcile(settings: Settings, source_name: str | None = None) -> dict:
         index.delete_ids(client, collection, orphans)
     incomplete = sorted({doc for pid, doc in expected.items() if pid not in seen})
     state.mark_for_reprocessing(engine, incomplete)
-    state.mark_reconciled(engine, source_name, checked_at)
     report = {"orphan_points_deleted": len(orphans), "documents_to_reindex": len(incomplete)}
     if orphans or incomplete:
-        log.warning("reconcile %s: %s", source_name, report)
-    return report
-
-
-def reconcile_documents(settings: Settings, source_name: str, doc_ids: set[str]) -> dict:
-    """The full check's repairs, limited to ``doc_ids`` and their parts at any depth."""
-    engine = state.get_engine(settings.state_url)
-    known = state.documents_and_parts(engine, source_name, doc_ids)
-    scope = set(doc_ids) | set(known)
-    indexed = {doc for doc, status in known.items() if status == "indexed"}
-    expected = state.recorded_points_of(engine, scope)
-    orphans: list[str] = []
-    seen: set[str] = set()
-    with index.open_index(settings) as client:
-        for record in index.scroll_documents(client, settings.collection(source_name), scope, with_payload=["doc_id"]):
-            pid = str(record.id)
-            seen.add(pid)
-            if (record.payload or {}).get("doc_id") not in indexed or pid not in expected:
-                orphans.append(pid)
-        index.delete_ids(client, settings.collection(source_name), orphans)
-    incomplete = sorted({doc for pid, doc in expected.items() if pid not in seen})
-    state.mark_for_reprocessing(engine, incomplete)
-    report = {"orphan_points_deleted": len(orphans), "documents_to_reindex": len(incomplete),
-              "documents_checked": len(scope)}
-    if orphans or incomplete:
-        log.warning("reconcile %s (the run's %d documents): %s", source_name, len(scope), report)
+        what = "all documents" if scope is None else f"the run's {len(scope)} documents"
+        log.warning("reconcile %s (%s): %s", source_name, what, report)
     return report
 
 
@@ -107,15 +104,13 @@ def reconcile_reason(settings: Settings, summary: dict) -> str | None:
     return None
 
 
-def reconcile_if_due(settings: Settings, summary: dict, touched: Callable[[], set[str]] | None = None) -> dict:
+def reconcile_if_due(settings: Settings, summary: dict, touched: Callable[[], set[str]]) -> dict:
     """``reconcile`` when ``reconcile_reason`` says so; else, when the run changed the index,
-    the check of the documents it ``touched``. The report says which and why."""
+    the check of the documents it ``touched`` (read only then). The report says which and why."""
     reason = reconcile_reason(settings, summary)
     if reason is not None:
         return reconcile(settings, summary["source"]) | {"reason": reason, "scope": "full"}
     if changes_nothing(summary):
         return {"skipped": "no change and no unfinished run since the last full check"}
-    if touched is None:  # no plan to read the run's documents from: the whole collection
-        return reconcile(settings, summary["source"]) | {"reason": "the run changed the index", "scope": "full"}
     return reconcile_documents(settings, summary["source"], touched()) | {
         "reason": "the run changed the index", "scope": "the run's documents"}
